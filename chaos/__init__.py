@@ -1,0 +1,1 @@
+"""Faults (nemeses), workload clients (probes) and checkers."""

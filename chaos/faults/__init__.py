@@ -1,0 +1,40 @@
+"""Faults (Jepsen's nemeses): context managers that inject on enter and ALWAYS heal on exit.
+
+    from chaos.faults import Paused, Isolated
+    with Isolated("dpg-patroni-1", from_=["dpg-patroni-2", "dpg-patroni-3"], history=h):
+        ...
+
+Every active fault is known to `chaos.registry`, which heals them on SIGINT/SIGTERM/exit and from
+`heal_all()`; `python -m chaos heal` reaps what a SIGKILLed run left behind.
+"""
+from __future__ import annotations
+
+from ..registry import active, heal_all, reap_leftovers
+from .base import Fault, FaultError, FaultEvent, HealError, RULE_TAG, Target
+from .containers import Killed, Paused, Stopped
+from .network import Disconnected, Isolated, Partitioned
+from .patroni import MaintenanceMode, PatroniAPI, PatroniError, Switchover, published_api_urls
+from .process import ProcessKilled
+from .services import ServiceReloaded, ServiceRestarted
+from .toxics import ProxyDisabled, Toxic
+
+#: Every fault kind, in the order `python -m chaos list` shows them.
+FAULT_KINDS: tuple[type[Fault], ...] = (
+    Killed, Stopped, Paused,
+    ProcessKilled,
+    Isolated, Partitioned, Disconnected,
+    Toxic, ProxyDisabled,
+    Switchover, MaintenanceMode,
+    ServiceReloaded, ServiceRestarted,
+)
+
+__all__ = [
+    "FAULT_KINDS", "RULE_TAG", "Target",
+    "Fault", "FaultError", "FaultEvent", "HealError",
+    "Killed", "Stopped", "Paused", "ProcessKilled",
+    "Isolated", "Partitioned", "Disconnected",
+    "Toxic", "ProxyDisabled",
+    "PatroniAPI", "PatroniError", "published_api_urls", "Switchover", "MaintenanceMode",
+    "ServiceReloaded", "ServiceRestarted",
+    "active", "heal_all", "reap_leftovers",
+]

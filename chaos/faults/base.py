@@ -1,0 +1,261 @@
+"""The `Fault` contract: inject on enter, ALWAYS heal on exit, and leave a trail.
+
+A fault is a context manager (Jepsen's nemesis `invoke!`/`teardown!` in one object):
+
+    with Paused("dpg-patroni-1", history=h):
+        ...                        # observe the cluster while the leader is frozen
+    # healed here, even if the body raised
+
+* `__enter__` registers the fault in the process-wide registry *before* injecting, so a SIGINT/SIGTERM
+  or an interpreter exit in the middle of `inject()` still heals it; if `inject()` raises half-way,
+  `heal()` runs before the exception propagates (testcontainers' `__enter__` pattern).
+* `__exit__` calls `heal()` in `finally` semantics, then unregisters. Exceptions of the body propagate.
+* `heal()` is idempotent and safe when nothing is broken: it looks at the world, not at a flag.
+* Every inject/heal is logged on `dpg.chaos` with a UTC timestamp, appended to `fault.events`,
+  and marked on the optional `history` (anything with `.mark(action, target, detail="")`).
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import signal as _signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Iterable, Protocol, Union
+
+from topology.names import container as service_container
+
+from .. import registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from docker import DockerClient
+    from docker.models.containers import Container
+
+log = logging.getLogger("dpg.chaos")
+
+#: A fault target: a container name (`dpg-patroni-1`; a compose service name such as `patroni-1`
+#: is mapped through `topology.names.container`) or a docker SDK `Container`.
+Target = Union[str, "Container"]
+
+#: Comment prefix carried by every iptables rule a fault adds; `reap_leftovers` finds rules by it.
+RULE_TAG = registry.RULE_TAG
+
+#: Container states from which `docker start` brings a container back.
+STARTABLE = frozenset({"created", "exited", "dead"})
+
+
+class MarksHistory(Protocol):
+    """What a fault needs from `chaos.history.History` (duck-typed, never imported)."""
+
+    def mark(self, action: str, target: str, detail: str = "") -> Any: ...
+
+
+class FaultError(RuntimeError):
+    """A fault could not be injected (bad target, missing tool in the container, API refused)."""
+
+
+class HealError(RuntimeError):
+    """One or more faults could not be healed; the message lists each fault and its error."""
+
+
+@dataclass(frozen=True)
+class FaultEvent:
+    """One line of a fault's own timeline (`fault.events`)."""
+
+    at: str  # ISO-8601 UTC, millisecond precision
+    monotonic: float
+    action: str  # inject | injected | inject-failed | heal | heal-failed
+    target: str
+    detail: str
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+# --------------------------------------------------------------------------------------------- docker
+
+
+_client: "DockerClient | None" = None
+_client_lock = threading.Lock()
+
+
+def docker_client() -> "DockerClient":
+    """The process-wide docker SDK client (`docker.from_env()`), created on first use."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            import docker
+
+            _client = docker.from_env()
+        return _client
+
+
+def target_name(target: Target) -> str:
+    """Name of a target without touching Docker (for `describe()` before `inject()`)."""
+    if isinstance(target, str):
+        return target
+    return getattr(target, "name", None) or str(target)
+
+
+def resolve(target: Target, client: "DockerClient | None" = None) -> "Container":
+    """A fresh `Container` for a target; a bare compose service name is mapped to `dpg-<service>`."""
+    from docker.errors import NotFound
+
+    client = client or docker_client()
+    if not isinstance(target, str):
+        try:
+            target.reload()
+            return target
+        except NotFound as e:
+            raise FaultError(f"container {target_name(target)!r} no longer exists") from e
+    try:
+        return client.containers.get(target)
+    except NotFound:
+        mapped = service_container(target)
+        if mapped != target:
+            try:
+                return client.containers.get(mapped)
+            except NotFound:
+                pass
+        raise FaultError(f"no container named {target!r}") from None
+
+
+def reload_or_none(c: "Container") -> "Container | None":
+    """`c.reload()`; None when the container was removed meanwhile (nothing left to heal)."""
+    from docker.errors import NotFound
+
+    try:
+        c.reload()
+        return c
+    except NotFound:
+        return None
+
+
+def exec_root(c: "Container", cmd: list[str], *, check: bool = True, what: str = "") -> tuple[int, str]:
+    """Run `cmd` (argv list, no shell) as root inside `c`; raise FaultError with the output if it fails."""
+    res = c.exec_run(cmd, user="root", stdout=True, stderr=True)
+    out = (res.output or b"").decode("utf-8", "replace").strip()
+    if check and res.exit_code != 0:
+        raise FaultError(
+            f"{what or 'command'} failed in {c.name} (exit {res.exit_code}): {' '.join(cmd)}: {out}"
+        )
+    return res.exit_code, out
+
+
+def signal_name(sig: str | int) -> str:
+    """Normalise `"SIGKILL"`, `"KILL"`, `"kill"`, `9` to `"SIGKILL"`; reject unknown signals."""
+    try:
+        if isinstance(sig, int):
+            return _signal.Signals(sig).name
+        s = sig.strip().upper()
+        return _signal.Signals[s if s.startswith("SIG") else "SIG" + s].name
+    except (KeyError, ValueError):
+        raise ValueError(f"unknown signal {sig!r}") from None
+
+
+def wait_until(predicate, *, within: float, interval: float = 0.2) -> bool:
+    """Poll `predicate` until it is truthy or `within` seconds pass; return its last verdict."""
+    deadline = time.monotonic() + within
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------------------------- Fault
+
+
+class Fault:
+    """Base class: a context manager that injects on enter and always heals on exit."""
+
+    #: short kind name shown by `python -m chaos list`; defaults to the class name.
+    kind: str = ""
+
+    def __init__(self, *, history: MarksHistory | None = None) -> None:
+        self.id = f"{type(self).__name__.lower()}-{secrets.token_hex(4)}"
+        self.history = history
+        self.events: list[FaultEvent] = []
+        self.injected = False  # inject() returned normally
+        self.active = False  # between __enter__ and the end of __exit__
+
+    # -- to override ---------------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        """One human line: what is broken and where (`Paused(dpg-patroni-1)`)."""
+        return type(self).__name__
+
+    def targets(self) -> str:
+        """The target(s) as one string for history marks."""
+        return ""
+
+    def inject(self) -> None:
+        raise NotImplementedError
+
+    def heal(self) -> None:
+        """Undo the fault. Idempotent; must be safe when nothing (or only part) was injected."""
+        raise NotImplementedError
+
+    # -- the contract ----------------------------------------------------------------------------------
+
+    def __enter__(self):
+        registry.register(self)
+        self.active = True
+        self._event("inject", self.describe())
+        try:
+            self.inject()
+        except BaseException as e:
+            self._event("inject-failed", f"{type(e).__name__}: {e}", level=logging.WARNING)
+            self.__exit__(*sys.exc_info())
+            raise
+        self.injected = True
+        self._event("injected", self.injected_detail())
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            self._heal_logged()
+        finally:
+            self.active = False
+            registry.unregister(self)
+        return False
+
+    def _heal_logged(self) -> None:
+        try:
+            self.heal()
+        except BaseException as e:
+            self._event("heal-failed", f"{type(e).__name__}: {e}", level=logging.ERROR)
+            raise
+        self._event("heal", self.healed_detail())
+
+    def injected_detail(self) -> str:
+        """Detail recorded once inject() succeeded (e.g. rules added, pid killed)."""
+        return self.describe()
+
+    def healed_detail(self) -> str:
+        """Detail recorded once heal() succeeded (e.g. new leader)."""
+        return self.describe()
+
+    # -- trail -----------------------------------------------------------------------------------------
+
+    def _event(self, action: str, detail: str, *, level: int = logging.INFO) -> None:
+        ev = FaultEvent(utc_now(), time.monotonic(), action, self.targets(), detail)
+        self.events.append(ev)
+        log.log(level, "%s %s %s [%s] %s", ev.at, action, self.id, ev.target, detail)
+        if self.history is not None and action in ("inject", "heal", "inject-failed", "heal-failed"):
+            try:
+                self.history.mark(action, ev.target, detail)
+            except Exception:  # a broken recorder must never stop a heal
+                log.exception("history.mark failed for %s", self.id)
+
+    def __repr__(self) -> str:
+        return f"<{self.id} {self.describe()}{' active' if self.active else ''}>"
+
+
+def names(targets: Iterable[Target]) -> str:
+    return ",".join(target_name(t) for t in targets)

@@ -1,0 +1,125 @@
+"""Whole-container faults: kill, graceful stop, freeze (Jepsen's `kill`/`pause` packages)."""
+from __future__ import annotations
+
+import logging
+
+from .base import (
+    STARTABLE,
+    Fault,
+    Target,
+    reload_or_none,
+    resolve,
+    signal_name,
+    target_name,
+    wait_until,
+)
+
+log = logging.getLogger("dpg.chaos")
+
+
+def ensure_running(c) -> str:
+    """Start `c` if it is stopped; unpause if paused. Returns what was done ("" if nothing)."""
+    c = reload_or_none(c)
+    if c is None:
+        return "container is gone"
+    if c.status == "restarting":  # a restart policy is already bringing it back
+        wait_until(lambda: reload_or_none(c) is None or c.status != "restarting", within=15)
+    if c.status == "paused":
+        c.unpause()
+        return "unpaused"
+    if c.status in STARTABLE:
+        c.start()
+        return "started"
+    return ""
+
+
+class Killed(Fault):
+    """Kill the container's PID 1 with a signal (crash, no shutdown); heal starts it again if it is down."""
+
+    def __init__(self, container: Target, *, signal: str | int = "SIGKILL", restart: bool = True,
+                 timeout: float = 10.0, history=None) -> None:
+        super().__init__(history=history)
+        self.target = container
+        self.signal = signal_name(signal)
+        self.restart = restart
+        self.timeout = timeout
+        self._c = None
+        self._healed = ""
+
+    def describe(self) -> str:
+        return f"Killed({target_name(self.target)}, {self.signal})"
+
+    def targets(self) -> str:
+        return target_name(self.target)
+
+    def inject(self) -> None:
+        self._c = resolve(self.target)
+        self._c.kill(signal=self.signal)
+        # a non-KILL signal may take a moment to end PID 1; heal must not see a dying "running" container
+        if not wait_until(lambda: reload_or_none(self._c) is None or self._c.status != "running",
+                          within=self.timeout):
+            log.warning("%s: %s still running %ss after %s", self.id, self._c.name, self.timeout,
+                        self.signal)
+
+    def heal(self) -> None:
+        if self._c is None or not self.restart:
+            self._healed = "left down (restart=False)" if self._c is not None else ""
+            return
+        self._healed = ensure_running(self._c)
+
+    def healed_detail(self) -> str:
+        return f"{self.describe()}: {self._healed or 'already running'}"
+
+
+class Stopped(Fault):
+    """Gracefully stop the container (`docker stop`: SIGTERM, SIGKILL after `timeout`); heal starts it."""
+
+    def __init__(self, container: Target, *, timeout: int = 10, history=None) -> None:
+        super().__init__(history=history)
+        self.target = container
+        self.timeout = timeout
+        self._c = None
+        self._healed = ""
+
+    def describe(self) -> str:
+        return f"Stopped({target_name(self.target)}, timeout={self.timeout}s)"
+
+    def targets(self) -> str:
+        return target_name(self.target)
+
+    def inject(self) -> None:
+        self._c = resolve(self.target)
+        self._c.stop(timeout=self.timeout)
+
+    def heal(self) -> None:
+        if self._c is not None:
+            self._healed = ensure_running(self._c)
+
+    def healed_detail(self) -> str:
+        return f"{self.describe()}: {self._healed or 'already running'}"
+
+
+class Paused(Fault):
+    """Freeze every process of the container (cgroup freezer, Jepsen hammer-time); heal unpauses it."""
+
+    def __init__(self, container: Target, *, history=None) -> None:
+        super().__init__(history=history)
+        self.target = container
+        self._c = None
+
+    def describe(self) -> str:
+        return f"Paused({target_name(self.target)})"
+
+    def targets(self) -> str:
+        return target_name(self.target)
+
+    def inject(self) -> None:
+        self._c = resolve(self.target)
+        self._c.pause()
+
+    def heal(self) -> None:
+        if self._c is None:
+            return
+        c = reload_or_none(self._c)
+        if c is not None and c.status == "paused":
+            c.unpause()

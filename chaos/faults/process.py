@@ -1,0 +1,70 @@
+"""Kill one process inside a container (e.g. the postmaster under Patroni), not the container itself."""
+from __future__ import annotations
+
+import re
+
+from .base import Fault, FaultError, Target, exec_root, resolve, signal_name, target_name
+
+# pid file paths may use $VAR / ${VAR} (expanded by the container's shell) but nothing that a shell
+# would execute; anything else is refused rather than quoted.
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9_./${}@%+=:,-]+$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.@:+-]{1,15}$")  # pgrep -x matches the 15-char comm
+
+
+class ProcessKilled(Fault):
+    """Signal one process found by pid file or name (the supervisor must recover it); heal is a no-op."""
+
+    def __init__(self, container: Target, *, pidfile: str | None = None, name: str | None = None,
+                 signal: str | int = "SIGKILL", history=None) -> None:
+        super().__init__(history=history)
+        if (pidfile is None) == (name is None):
+            raise ValueError("ProcessKilled needs exactly one of pidfile= or name=")
+        if pidfile is not None and not _SAFE_PATH.match(pidfile):
+            raise ValueError(f"pidfile {pidfile!r} has characters a shell would interpret")
+        if name is not None and not _SAFE_NAME.match(name):
+            raise ValueError(f"process name {name!r} must be a plain command name (max 15 chars)")
+        self.target = container
+        self.pidfile = pidfile
+        self.name = name
+        self.signal = signal_name(signal)
+        self.pid: int | None = None  # the pid that was signalled
+
+    def describe(self) -> str:
+        what = f"pidfile={self.pidfile}" if self.pidfile else f"name={self.name}"
+        return f"ProcessKilled({target_name(self.target)}, {what}, {self.signal})"
+
+    def targets(self) -> str:
+        return target_name(self.target)
+
+    def _find_pid(self, c) -> int:
+        if self.pidfile:
+            # double quotes: $PGDATA etc. expand inside the container, nothing else does (_SAFE_PATH)
+            rc, out = exec_root(c, ["sh", "-c", f'head -n 1 -- "{self.pidfile}"'], check=False)
+            if rc != 0:
+                raise FaultError(f"cannot read pid file {self.pidfile} in {c.name}: {out}")
+        else:
+            rc, out = exec_root(c, ["pgrep", "-o", "-x", self.name], check=False)
+            if rc == 1:
+                raise FaultError(f"no process named {self.name!r} in {c.name}")
+            if rc != 0:
+                raise FaultError(f"pgrep failed in {c.name} (exit {rc}): {out}")
+        first = out.strip().splitlines()[0].strip() if out.strip() else ""
+        if not first.isdigit() or int(first) <= 1:
+            raise FaultError(f"no usable pid for {self.describe()} in {c.name}: {out!r}")
+        return int(first)
+
+    def inject(self) -> None:
+        c = resolve(self.target)
+        pid = self._find_pid(c)
+        exec_root(c, ["sh", "-c", 'kill -s "$1" "$2"', "kill", self.signal[3:], str(pid)],
+                  what=f"kill -s {self.signal[3:]} {pid}")
+        self.pid = pid
+
+    def heal(self) -> None:
+        """Nothing to undo: a killed process is recovered by its supervisor (Patroni, dumb-init...)."""
+
+    def injected_detail(self) -> str:
+        return f"{self.describe()}: sent {self.signal} to pid {self.pid}"
+
+    def healed_detail(self) -> str:
+        return f"{self.describe()}: no-op (supervisor recovers); signalled pid {self.pid}"

@@ -1,0 +1,74 @@
+"""Operator actions on a service container: config reload by signal, full restart."""
+from __future__ import annotations
+
+import time
+
+from .base import Fault, Target, reload_or_none, resolve, signal_name, target_name, wait_until
+from .containers import ensure_running
+
+
+class ServiceReloaded(Fault):
+    """Send a reload signal (SIGHUP, SIGUSR2...) to the container's PID 1; heal makes sure it still runs."""
+
+    def __init__(self, container: Target, *, signal: str | int = "SIGHUP", settle: float = 2.0,
+                 history=None) -> None:
+        super().__init__(history=history)
+        self.target = container
+        self.signal = signal_name(signal)
+        #: a reload that crashes the service shows within this many seconds of the signal; a heal
+        #: that comes sooner watches the container until then before deciding it survived.
+        self.settle = settle
+        self._c = None
+        self._sent_at = 0.0
+        self._healed = ""
+
+    def describe(self) -> str:
+        return f"ServiceReloaded({target_name(self.target)}, {self.signal})"
+
+    def targets(self) -> str:
+        return target_name(self.target)
+
+    def inject(self) -> None:
+        self._c = resolve(self.target)
+        self._c.kill(signal=self.signal)
+        self._sent_at = time.monotonic()
+
+    def heal(self) -> None:
+        if self._c is None:
+            return
+        left = self.settle - (time.monotonic() - self._sent_at)
+        if left > 0:
+            wait_until(lambda: reload_or_none(self._c) is None or self._c.status != "running",
+                       within=left)
+        self._healed = ensure_running(self._c)
+
+    def healed_detail(self) -> str:
+        return f"{self.describe()}: {self._healed or 'still running'}"
+
+
+class ServiceRestarted(Fault):
+    """Restart the container (`docker restart`: stop with `timeout`, then start); heal ensures it runs."""
+
+    def __init__(self, container: Target, *, timeout: int = 10, history=None) -> None:
+        super().__init__(history=history)
+        self.target = container
+        self.timeout = timeout
+        self._c = None
+        self._healed = ""
+
+    def describe(self) -> str:
+        return f"ServiceRestarted({target_name(self.target)}, timeout={self.timeout}s)"
+
+    def targets(self) -> str:
+        return target_name(self.target)
+
+    def inject(self) -> None:
+        self._c = resolve(self.target)
+        self._c.restart(timeout=self.timeout)
+
+    def heal(self) -> None:
+        if self._c is not None:
+            self._healed = ensure_running(self._c)
+
+    def healed_detail(self) -> str:
+        return f"{self.describe()}: {self._healed or 'running'}"

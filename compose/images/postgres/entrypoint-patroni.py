@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Write /etc/patroni/patroni.yml from DPG_* environment variables, then exec Patroni.
+
+Timings are env-driven so suites can measure the same cluster with other settings; Patroni's own limits
+(ttl >= 20, loop_wait >= 1, retry_timeout >= 3, loop_wait + 2*retry_timeout <= ttl) are checked here so a
+bad value fails at start with one clear line instead of a silently clamped setting.
+"""
+import json
+import os
+import sys
+
+env = os.environ.get
+
+
+def number(name: str, default: int) -> int:
+    raw = env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError:
+        sys.exit(f"dpg-patroni: {name}={raw!r} is not an integer")
+
+
+def flag(name: str, default: bool) -> bool:
+    return env(name, str(default)).strip().lower() in ("1", "true", "yes", "on")
+
+
+name = env("PATRONI_NAME") or sys.exit("dpg-patroni: PATRONI_NAME is required")
+ttl, loop_wait, retry_timeout = number("DPG_TTL", 20), number("DPG_LOOP_WAIT", 1), number("DPG_RETRY_TIMEOUT", 3)
+if ttl < 20 or loop_wait < 1 or retry_timeout < 3 or loop_wait + 2 * retry_timeout > ttl:
+    sys.exit(f"dpg-patroni: invalid timings ttl={ttl} loop_wait={loop_wait} retry_timeout={retry_timeout}: "
+             "need ttl>=20, loop_wait>=1, retry_timeout>=3, loop_wait+2*retry_timeout<=ttl")
+
+superuser_pw = env("DPG_SUPERUSER_PASSWORD", "postgres_pw")
+repl_pw = env("DPG_REPLICATION_PASSWORD", "replicator_pw")
+data_dir = env("PGDATA", "/data/pgdata")
+
+config = {
+    "scope": env("DPG_SCOPE", "dpg"),
+    "namespace": "/service/",
+    "name": name,
+    # HAProxy's checks close their connection early; Patroni logs each as a WARNING with a traceback
+    # (harmless, see shared notes). Keep the REST server's own logger at ERROR so real problems stay visible.
+    "log": {"level": env("DPG_PATRONI_LOG_LEVEL", "INFO"), "loggers": {"patroni.api": "ERROR"}},
+    "restapi": {"listen": "0.0.0.0:8008", "connect_address": f"{name}:8008"},
+    "etcd3": {"hosts": env("DPG_ETCD_HOSTS", "etcd-1:2379,etcd-2:2379,etcd-3:2379").split(",")},
+    "bootstrap": {
+        "dcs": {
+            "ttl": ttl,
+            "loop_wait": loop_wait,
+            "retry_timeout": retry_timeout,
+            "maximum_lag_on_failover": number("DPG_MAXIMUM_LAG_ON_FAILOVER", 1048576),
+            "primary_start_timeout": number("DPG_PRIMARY_START_TIMEOUT", 0),
+            "synchronous_mode": flag("DPG_SYNCHRONOUS_MODE", False),
+            "synchronous_mode_strict": flag("DPG_SYNCHRONOUS_MODE_STRICT", False),
+            "failsafe_mode": flag("DPG_FAILSAFE_MODE", False),
+            "postgresql": {
+                "use_pg_rewind": True,
+                "use_slots": True,
+                "parameters": {
+                    "max_connections": 120,
+                    "shared_buffers": env("DPG_SHARED_BUFFERS", "64MB"),
+                    "work_mem": "4MB",
+                    "maintenance_work_mem": "32MB",
+                    "wal_level": "replica",
+                    "hot_standby": "on",
+                    "wal_log_hints": "on",
+                    "max_wal_senders": 10,
+                    "max_replication_slots": 10,
+                    "wal_keep_size": "128MB",
+                    "max_wal_size": "256MB",
+                    "password_encryption": "scram-sha-256",
+                    "shared_preload_libraries": "pg_stat_statements",
+                    "track_commit_timestamp": "on",
+                    "wal_receiver_status_interval": "1s",
+                    "hot_standby_feedback": "on",
+                },
+            },
+        },
+        "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
+        "post_bootstrap": "/usr/local/bin/dpg-post-bootstrap",
+    },
+    "postgresql": {
+        "listen": "0.0.0.0:5432",
+        "connect_address": f"{name}:5432",
+        "data_dir": data_dir,
+        "bin_dir": "/usr/lib/postgresql/17/bin",
+        "pgpass": "/tmp/pgpass",
+        # a spread checkpoint made every replica clone wait ~110 s on this machine
+        "basebackup": [{"checkpoint": "fast"}],
+        "authentication": {
+            "superuser": {"username": "postgres", "password": superuser_pw},
+            "replication": {"username": "replicator", "password": repl_pw},
+            "rewind": {"username": "postgres", "password": superuser_pw},
+        },
+        "pg_hba": [
+            "local all all trust",
+            "host all all 127.0.0.1/32 scram-sha-256",
+            "host replication replicator 0.0.0.0/0 scram-sha-256",
+            "host all all 0.0.0.0/0 scram-sha-256",
+        ],
+        "parameters": {"unix_socket_directories": "/var/run/postgresql"},
+    },
+    "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False, "nosync": False},
+}
+
+os.makedirs("/etc/patroni", exist_ok=True)
+with open("/etc/patroni/patroni.yml", "w") as fh:
+    json.dump(config, fh, indent=1)  # JSON is valid YAML
+os.execvp("patroni", ["patroni", "/etc/patroni/patroni.yml"])

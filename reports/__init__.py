@@ -1,0 +1,1 @@
+"""Run artefacts: timeline plots and gap summaries for Allure."""

@@ -1,0 +1,100 @@
+"""Entry points a client can use to reach the DPG databases, as libpq connection parameters on 127.0.0.1."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .names import DB_NAME, DB_PASSWORD, DB_USER, PATRONI_NODES, RO_PASSWORD, RO_USER, SUPERUSER_PASSWORD
+
+
+def _port(env: str, default: int) -> int:
+    return int(os.environ.get(env, default))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A named way in (HAProxy, Traefik, PgBouncer, libpq multi-host, a node directly) and the stack it needs."""
+    name: str
+    stack: str
+    host: str
+    port: str                      # may be a comma list for libpq multi-host
+    user: str = DB_USER
+    password: str = DB_PASSWORD
+    dbname: str = DB_NAME
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def conninfo(self, connect_timeout: int = 2, **overrides: str) -> dict[str, str]:
+        params = {"host": self.host, "port": self.port, "user": self.user, "password": self.password,
+                  "dbname": self.dbname, "connect_timeout": str(connect_timeout),
+                  "application_name": f"dpg-chaos:{self.name}", **dict(self.extra)}
+        params.update(overrides)
+        return params
+
+
+def node_port(node: str) -> int:
+    i = PATRONI_NODES.index(node) + 1
+    return _port(f"DPG_PORT_PATRONI_{i}", 5432 + i)
+
+
+def node_api_port(node: str) -> int:
+    i = PATRONI_NODES.index(node) + 1
+    return _port(f"DPG_PORT_PATRONI_{i}_API", 8007 + i)
+
+
+def patroni_api(node: str) -> str:
+    return f"http://127.0.0.1:{node_api_port(node)}"
+
+
+def haproxy() -> Endpoint:
+    return Endpoint("haproxy", "patroni", "127.0.0.1", str(_port("DPG_PORT_HAPROXY_RW", 5000)))
+
+
+def haproxy_ro() -> Endpoint:
+    return Endpoint("haproxy-ro", "patroni", "127.0.0.1", str(_port("DPG_PORT_HAPROXY_RO", 5001)),
+                    user=RO_USER, password=RO_PASSWORD)
+
+
+def traefik() -> Endpoint:
+    return Endpoint("traefik", "traefik", "127.0.0.1", str(_port("DPG_PORT_TRAEFIK_RW", 5500)))
+
+
+def traefik_ro() -> Endpoint:
+    return Endpoint("traefik-ro", "traefik", "127.0.0.1", str(_port("DPG_PORT_TRAEFIK_RO", 5501)),
+                    user=RO_USER, password=RO_PASSWORD)
+
+
+def traefik_citus() -> Endpoint:
+    return Endpoint("traefik-citus", "traefik", "127.0.0.1", str(_port("DPG_PORT_TRAEFIK_CITUS", 5502)))
+
+
+def pgbouncer() -> Endpoint:
+    return Endpoint("pgbouncer", "pgbouncer", "127.0.0.1", str(_port("DPG_PORT_PGBOUNCER", 6432)))
+
+
+def multihost() -> Endpoint:
+    """libpq multi-host: the client itself finds the read-write node (no router in the path)."""
+    ports = ",".join(str(node_port(n)) for n in PATRONI_NODES)
+    return Endpoint("multihost", "patroni", ",".join(["127.0.0.1"] * len(PATRONI_NODES)), ports,
+                    extra=(("target_session_attrs", "read-write"),))
+
+
+def node(name: str, *, superuser: bool = False) -> Endpoint:
+    if superuser:
+        return Endpoint(f"direct:{name}", "patroni", "127.0.0.1", str(node_port(name)), user="postgres",
+                        password=SUPERUSER_PASSWORD)
+    return Endpoint(f"direct:{name}", "patroni", "127.0.0.1", str(node_port(name)))
+
+
+def vector() -> Endpoint:
+    return Endpoint("vector", "vector", "127.0.0.1", str(_port("DPG_PORT_VECTOR", 5432)))
+
+
+def citus(node_name: str = "citus-coordinator") -> Endpoint:
+    env = {"citus-coordinator": ("DPG_PORT_CITUS_COORDINATOR", 5440), "citus-worker-1": ("DPG_PORT_CITUS_WORKER_1", 5441),
+           "citus-worker-2": ("DPG_PORT_CITUS_WORKER_2", 5442)}[node_name]
+    return Endpoint(node_name, "citus", "127.0.0.1", str(_port(*env)))
+
+
+#: The entry points every failover scenario writes through.
+def write_paths() -> list[Endpoint]:
+    return [haproxy(), traefik(), pgbouncer(), multihost()]

@@ -1,0 +1,170 @@
+"""Health gates: one function per stack returning the problems it sees (empty list = healthy).
+
+The same gates serve `topology up` (wait until green), the steady-state check before a fault, and the
+verification after heal (CloudNativePG's AssertClusterIsReady). Each problem is a readable sentence.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import socket
+from typing import Callable
+
+import docker
+import psycopg
+import requests
+
+from . import endpoints
+from .names import PATRONI_NODES, container
+from .patroni import PatroniCluster
+from .timeouts import TIMEOUTS
+from .waiting import wait_for
+
+EXPECTED_TCP_ROUTERS = ("patroni-primary", "patroni-replicas", "citus-coordinator")
+
+
+def query_one(ep: endpoints.Endpoint, sql: str, *, timeout: int = 3):
+    with psycopg.connect(**ep.conninfo(connect_timeout=timeout), autocommit=True) as conn:
+        conn.execute(f"SET statement_timeout = {timeout * 1000}")
+        return conn.execute(sql).fetchone()
+
+
+def haproxy_backend(backend: str = "primary") -> dict[str, str]:
+    """Server -> status (UP/DOWN/...) of an HAProxy backend, from the stats CSV."""
+    port = endpoints._port("DPG_PORT_HAPROXY_STATS", 7000)
+    text = requests.get(f"http://127.0.0.1:{port}/;csv", timeout=2).text.lstrip("# ")
+    rows = csv.DictReader(io.StringIO(text))
+    return {r["svname"]: r["status"] for r in rows
+            if r["pxname"] == backend and r["svname"] not in ("FRONTEND", "BACKEND")}
+
+
+def patroni_problems(client: docker.DockerClient) -> list[str]:
+    cluster = PatroniCluster(client)
+    problems = []
+    etcd = cluster.etcd_health()
+    problems += [f"etcd member {m} unhealthy" for m, ok in etcd.items() if not ok]
+    leader = cluster.leader_in_dcs()
+    if not leader:
+        return problems + ["no leader key in etcd"]
+    members = cluster.members()
+    leaders = [m.name for m in members if m.is_leader]
+    if leaders != [leader]:
+        problems.append(f"REST leaders {leaders} != DCS leader {leader}")
+    replicas = [m for m in members if not m.is_leader]
+    if len(members) != len(PATRONI_NODES):
+        problems.append(f"{len(members)} members registered, expected {len(PATRONI_NODES)}")
+    for m in replicas:
+        if m.state != "streaming":
+            problems.append(f"replica {m.name} is {m.state}, not streaming")
+        elif m.lag not in (0, None):
+            problems.append(f"replica {m.name} lags {m.lag} bytes")
+    backend = haproxy_backend("primary")
+    up = [s for s, status in backend.items() if status.startswith("UP")]
+    if up != [leader]:
+        problems.append(f"HAProxy RW backend UP servers {up}, expected exactly [{leader}]")
+    return problems
+
+
+def pgbouncer_problems(client: docker.DockerClient) -> list[str]:
+    in_recovery, = query_one(endpoints.pgbouncer(), "SELECT pg_is_in_recovery()")
+    return ["PgBouncer does not reach the primary"] if in_recovery else []
+
+
+def traefik_routers() -> list[dict]:
+    port = endpoints._port("DPG_PORT_TRAEFIK_API", 8080)
+    return requests.get(f"http://127.0.0.1:{port}/api/tcp/routers", timeout=2).json()
+
+
+def traefik_problems(client: docker.DockerClient) -> list[str]:
+    names = {r.get("name", "").split("@")[0] for r in traefik_routers()}
+    missing = [r for r in EXPECTED_TCP_ROUTERS if r not in names]
+    problems = [f"Traefik TCP router {r} missing from /api/tcp/routers" for r in missing]
+    in_recovery, = query_one(endpoints.traefik(), "SELECT pg_is_in_recovery()")
+    if in_recovery:
+        problems.append("Traefik 5500 does not reach the primary")
+    return problems
+
+
+def vector_problems(client: docker.DockerClient) -> list[str]:
+    from .seed import VECTOR_ROWS
+    n, = query_one(endpoints.vector(), "SELECT count(*) FROM embeddings")
+    return [] if n == VECTOR_ROWS else [f"vector DB holds {n} embeddings, expected {VECTOR_ROWS}"]
+
+
+def redis_problems(client: docker.DockerClient) -> list[str]:
+    port = endpoints._port("DPG_PORT_REDIS", 6379)
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(b"PING\r\n")
+        reply = s.recv(64)
+    return [] if reply.startswith(b"+PONG") else [f"Redis answered {reply!r} to PING"]
+
+
+def toxiproxy_problems(client: docker.DockerClient) -> list[str]:
+    port = endpoints._port("DPG_PORT_TOXIPROXY", 8474)
+    r = requests.get(f"http://127.0.0.1:{port}/version", timeout=2)
+    return [] if r.ok else [f"fault proxy /version answered {r.status_code}"]
+
+
+def monitoring_problems(client: docker.DockerClient) -> list[str]:
+    port = endpoints._port("DPG_PORT_PROMETHEUS", 9090)
+    targets = requests.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=3).json()["data"]["activeTargets"]
+    if not targets:
+        return ["Prometheus has no active targets yet"]
+    return [f"Prometheus target {t['labels'].get('job')}/{t['labels'].get('instance')} is {t['health']}"
+            f" ({t.get('lastError', '')[:60]})" for t in targets if t["health"] != "up"]
+
+
+def citus_problems(client: docker.DockerClient) -> list[str]:
+    n, = query_one(endpoints.citus(), "SELECT count(*) FROM pg_dist_node WHERE noderole = 'primary' "
+                                       "AND isactive AND groupid > 0")
+    return [] if n == 2 else [f"Citus sees {n} active workers, expected 2"]
+
+
+def grafana_problems(client: docker.DockerClient) -> list[str]:
+    port = endpoints._port("DPG_PORT_GRAFANA", 3000)
+    r = requests.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
+    return [] if r.ok else [f"Grafana /api/health answered {r.status_code}"]
+
+
+GATES: dict[str, Callable[[docker.DockerClient], list[str]]] = {
+    "patroni": patroni_problems, "pgbouncer": pgbouncer_problems, "traefik": traefik_problems,
+    "vector": vector_problems, "redis": redis_problems, "toxiproxy": toxiproxy_problems,
+    "monitoring": monitoring_problems, "citus": citus_problems, "grafana": grafana_problems,
+}
+
+
+def problems(client: docker.DockerClient, stack: str) -> list[str]:
+    """The problems of one stack; a failing probe is itself a problem (never an exception)."""
+    try:
+        return GATES[stack](client)
+    except Exception as exc:  # noqa: BLE001 - any probe failure is 'not healthy yet', reported as text
+        return [f"{stack}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"]
+
+
+def running_stacks(client: docker.DockerClient) -> list[str]:
+    from .names import MANAGED_LABEL, STACK_LABEL
+    seen = {c.labels.get(STACK_LABEL) for c in client.containers.list(filters={"label": f"{MANAGED_LABEL}=true"})}
+    return [s for s in GATES if s in seen]
+
+
+def wait_healthy(client: docker.DockerClient, stacks: list[str] | None = None, *, within: float | None = None) -> None:
+    """Block until every given stack (default: every running stack of ours) has no problems."""
+    stacks = stacks if stacks is not None else running_stacks(client)
+    budget = within if within is not None else TIMEOUTS.cluster_ready
+
+    def all_problems() -> list[str]:
+        return [p for s in stacks for p in problems(client, s)]
+
+    last: list[str] = []
+
+    def green() -> bool:
+        nonlocal last
+        last = all_problems()
+        return not last
+
+    wait_for(green, within=budget, what=f"stacks {', '.join(stacks)} healthy", every=0.5)
+
+
+def assert_healthy(client: docker.DockerClient, stacks: list[str] | None = None, *, within: float | None = None) -> None:
+    """The one health gate: before a fault (steady state) and after heal (verification)."""
+    wait_healthy(client, stacks, within=within)

@@ -1,0 +1,150 @@
+"""Bring stacks up and down, with preflight checks that fail in one clear sentence."""
+from __future__ import annotations
+
+import socket
+import time
+
+import docker
+
+from . import compose, health, images, seed
+from .docker_env import ensure_network, ip_prefix, managed_containers, remove_everything
+from .errors import TopologyError
+from .names import NETWORK, STACK_LABEL
+from .stacks import Stack, resolve
+from .timeouts import TIMEOUTS
+
+
+def say(msg: str) -> None:
+    print(f"[topology] {msg}", flush=True)
+
+
+def image_for(client: docker.DockerClient, stack: Stack) -> tuple[str | None, str | None]:
+    """(image to use for an upstream-image stack, skip reason). Our own stacks return (None, None)."""
+    if not stack.upstream_env:
+        return None, None
+    wanted = stack.upstream_image()
+    if wanted and images.image_present(client, wanted):
+        return wanted, None
+    if stack.fallback_image:
+        return stack.fallback_image, None
+    return None, (f"{stack.name} skipped: image `{wanted}` not present locally (no registry reachable here); "
+                  f"load or build it and/or set {stack.upstream_env}")
+
+
+def skip_reason(client: docker.DockerClient, name: str) -> str | None:
+    from .stacks import STACKS
+    return image_for(client, STACKS[name])[1]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def check_ports(client: docker.DockerClient, stack: Stack) -> None:
+    running = {c.name for c in managed_containers(client, stack.name) if c.status == "running"}
+    if running:
+        return  # our own stack holds its ports; compose up -d is idempotent
+    for env, port in stack.published_ports():
+        if not _port_free(port):
+            raise TopologyError(f"port 127.0.0.1:{port} ({env}, stack {stack.name}) is already taken; "
+                                f"free it or set {env} to another port")
+
+
+def compose_env(client: docker.DockerClient, stack: Stack) -> dict[str, str]:
+    env = {"DPG_IP_PREFIX": ip_prefix(), "DPG_NETWORK": NETWORK}
+    image, _ = image_for(client, stack)
+    if image and stack.upstream_env:
+        env[stack.upstream_env] = image
+    return env
+
+
+def up(names: list[str] | None = None, *, build: bool = True, wait: bool = True) -> dict[str, str]:
+    """Start the named stacks (default: all) and wait on their health gates. Returns {stack: skip reason}."""
+    client = images.docker_client()
+    stacks = resolve(names)
+    skipped = {}
+    runnable = []
+    for stack in stacks:
+        _, reason = image_for(client, stack)
+        if reason:
+            skipped[stack.name] = reason
+            say(reason)
+        else:
+            runnable.append(stack)
+    for stack in runnable:
+        check_ports(client, stack)
+    if build:
+        roles = sorted({r for s in runnable for r in s.images})
+        images.build(roles)
+    else:
+        missing = [f"dpg/{r}:latest" for s in runnable for r in s.images
+                   if not images.image_present(client, f"dpg/{r}:latest")]
+        if missing:
+            raise TopologyError(f"image(s) {', '.join(missing)} missing: run `python -m topology build`")
+    ensure_network(client)
+    started = time.monotonic()
+    for stack in runnable:
+        t0 = time.monotonic()
+        say(f"{stack.name}: starting")
+        compose.run(stack, "up", "-d", "--remove-orphans", env=compose_env(client, stack))
+        if wait:
+            health.wait_healthy(client, [stack.name], within=TIMEOUTS.stack_up) if stack.name not in seed.SEEDERS \
+                else _wait_seeded(client, stack)
+        say(f"{stack.name}: healthy in {time.monotonic() - t0:.1f}s")
+    say(f"up: {len(runnable)} stack(s) healthy in {time.monotonic() - started:.1f}s"
+        + (f"; skipped: {', '.join(skipped)}" if skipped else ""))
+    return skipped
+
+
+def _wait_seeded(client: docker.DockerClient, stack: Stack) -> None:
+    """Stacks with seed data: wait for the server, seed idempotently, then run the real gate."""
+    from .waiting import wait_for
+    wait_for(lambda: seed.SEEDERS[stack.name]() or True, within=TIMEOUTS.stack_up,
+             what=f"{stack.name} accepts the seed data", every=1)
+    health.wait_healthy(client, [stack.name], within=TIMEOUTS.stack_up)
+
+
+def down(names: list[str] | None = None) -> list[str]:
+    """Remove the named stacks, or everything of ours (containers, volumes, the network) when none named."""
+    client = images.docker_client()
+    if not names:
+        return remove_everything(client)
+    removed = []
+    for stack in resolve_exact(names):
+        for c in managed_containers(client, stack.name):
+            c.remove(force=True, v=True)
+            removed.append(f"container {c.name}")
+    return removed
+
+
+def resolve_exact(names: list[str]) -> list[Stack]:
+    from .stacks import STACKS
+    unknown = [n for n in names if n not in STACKS]
+    if unknown:
+        raise TopologyError(f"unknown stack {', '.join(unknown)}; known: {', '.join(STACKS)}")
+    return [STACKS[n] for n in names]
+
+
+def status_rows(client: docker.DockerClient) -> list[tuple[str, str, str, str, str]]:
+    roles: dict[str, str] = {}
+    try:
+        from .patroni import PatroniCluster
+        for m in PatroniCluster(client).members():
+            roles["dpg-" + m.name] = f"{m.role} ({m.state}, tl {m.timeline}, lag {m.lag})"
+    except Exception:  # noqa: BLE001 - status must print even when Patroni is down
+        pass
+    rows = []
+    for c in sorted(managed_containers(client), key=lambda c: (c.labels.get(STACK_LABEL, ""), c.name)):
+        state = c.attrs.get("State", {})
+        healthy = state.get("Health", {}).get("Status") or c.status
+        if c.status != "running":
+            healthy = c.status
+        ports = sorted({f"{b[0]['HostIp']}:{b[0]['HostPort']}" for b in (c.ports or {}).values() if b})
+        rows.append((c.labels.get(STACK_LABEL, "?"), c.name, roles.get(c.name, "-"), healthy, " ".join(ports)))
+    return rows

@@ -1,0 +1,113 @@
+"""Typed handle on the Patroni cluster. Leadership is read from the DCS (etcd), as Patroni's own tests do."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import docker
+import requests
+
+from . import endpoints
+from .names import ETCD_MEMBERS, PATRONI_NODES, container
+
+SCOPE = "dpg"
+LEADER_KEY = f"/service/{SCOPE}/leader"
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    role: str            # leader | replica | sync_standby | ...
+    state: str           # running | streaming | stopped | ...
+    timeline: int | None
+    lag: int | None      # bytes behind the leader (None if unknown)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.role == "leader"
+
+
+class PatroniCluster:
+    """Ask etcd who leads and Patroni's REST API what each member is doing."""
+
+    def __init__(self, client: docker.DockerClient):
+        self.client = client
+
+    # -- source of truth: the DCS
+    def leader_in_dcs(self) -> str | None:
+        """The holder of the leader key, read with etcdctl inside any running etcd member."""
+        for member in ETCD_MEMBERS:
+            try:
+                c = self.client.containers.get(container(member))
+                if c.status != "running":
+                    continue
+                res = c.exec_run(["etcdctl", "--endpoints=http://127.0.0.1:2379", "--command-timeout=2s",
+                                  "get", LEADER_KEY, "--print-value-only"], demux=False)
+                if res.exit_code == 0:
+                    value = res.output.decode().strip()
+                    return value or None
+            except (docker.errors.NotFound, docker.errors.APIError):
+                continue
+        return None
+
+    def etcd_health(self) -> dict[str, bool]:
+        out = {}
+        for member in ETCD_MEMBERS:
+            try:
+                c = self.client.containers.get(container(member))
+                res = c.exec_run(["etcdctl", "--endpoints=http://127.0.0.1:2379", "--command-timeout=2s",
+                                  "endpoint", "health"]) if c.status == "running" else None
+                out[member] = bool(res and res.exit_code == 0)
+            except (docker.errors.NotFound, docker.errors.APIError):
+                out[member] = False
+        return out
+
+    # -- Patroni REST API
+    def cluster_json(self, *, prefer: str | None = None) -> dict:
+        """GET /cluster from the first node that answers (the view Patroni itself has of the DCS)."""
+        order = ([prefer] if prefer else []) + [n for n in PATRONI_NODES if n != prefer]
+        last: Exception | None = None
+        for node in order:
+            try:
+                r = requests.get(endpoints.patroni_api(node) + "/cluster", timeout=2)
+                r.raise_for_status()
+                return r.json()
+            except requests.RequestException as exc:
+                last = exc
+        raise ConnectionError(f"no Patroni REST API answered: {last}")
+
+    def members(self) -> list[Member]:
+        data = self.cluster_json()
+        out = []
+        for m in data.get("members", []):
+            lag = m.get("lag")
+            out.append(Member(m["name"], m.get("role", "?"), m.get("state", "?"), m.get("timeline"),
+                              lag if isinstance(lag, int) else None))
+        return out
+
+    def leader(self) -> str | None:
+        return self.leader_in_dcs()
+
+    def replicas(self) -> list[str]:
+        return [m.name for m in self.members() if not m.is_leader]
+
+    def node_status(self, node: str) -> dict:
+        r = requests.get(endpoints.patroni_api(node) + "/patroni", timeout=2)
+        return r.json()
+
+    def patronictl_list(self) -> str:
+        """`patronictl list` output from a running node, for evidence attachments."""
+        for node in PATRONI_NODES:
+            try:
+                c = self.client.containers.get(container(node))
+                if c.status != "running":
+                    continue
+                res = c.exec_run(["patronictl", "-c", "/etc/patroni/patroni.yml", "list"])
+                if res.exit_code == 0:
+                    return res.output.decode()
+            except (docker.errors.NotFound, docker.errors.APIError):
+                continue
+        try:
+            return json.dumps(self.cluster_json(), indent=2)
+        except ConnectionError as exc:
+            return f"(no node answered: {exc})"
