@@ -23,7 +23,7 @@ def _heal(args: argparse.Namespace) -> int:
         return 2
     lines = reap_leftovers(client, name_prefix=args.prefix,
                            toxiproxy_api=None if args.no_toxiproxy else args.toxiproxy_api,
-                           patroni=not args.no_patroni)
+                           patroni=not args.no_patroni, dry_run=args.dry_run)
     if not lines:
         print("nothing to heal")
         return 0
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     h.add_argument("--toxiproxy-api", default=TOXIPROXY_API)
     h.add_argument("--no-toxiproxy", action="store_true")
     h.add_argument("--no-patroni", action="store_true")
+    h.add_argument("--dry-run", action="store_true", help="only print what would be healed")
     h.set_defaults(fn=_heal)
     sub.add_parser("list", help="print the fault kinds").set_defaults(fn=_list)
     args = p.parse_args(argv)

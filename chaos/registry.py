@@ -166,7 +166,7 @@ def delete_tagged_rules(c: Any, tag: str) -> list[str]:
     """
     from chaos.faults.base import FaultError, exec_root
 
-    _, rules = exec_root(c, ["iptables", "-w", "5", "-S"], what="iptables -S")
+    _, rules = _iptables_list(c)
     removed: list[str] = []
     for argv in _iptables_rule_deletions(rules, tag):
         rc, out = exec_root(c, ["iptables", "-w", "5", *argv], check=False)
@@ -183,6 +183,7 @@ def reap_leftovers(
     name_prefix: str | None = None,
     toxiproxy_api: str | None = TOXIPROXY_API,
     patroni: bool = True,
+    dry_run: bool = False,
 ) -> list[str]:
     """Undo what a killed run left behind, from the world's state only; return what was removed.
 
@@ -194,7 +195,8 @@ def reap_leftovers(
     * Patroni (if a published REST API answers): maintenance mode left on -> resumed.
 
     `name_prefix` limits the container part to names starting with it and skips the cluster-wide
-    toxiproxy/Patroni part (used by tests so they never heal someone else's fault).
+    toxiproxy/Patroni part (tests use it so they never heal someone else's fault). `dry_run` only
+    reports, as lines starting with "would".
     """
     import docker
     from docker.errors import APIError, NotFound
@@ -208,12 +210,16 @@ def reap_leftovers(
     cs.sort(key=lambda c: c.name)
 
     for c in cs:
-        if c.status == "paused":
-            try:
-                c.unpause()
-                lines.append(f"unpaused container {c.name}")
-            except (APIError, NotFound) as e:
-                lines.append(f"could not unpause container {c.name}: {e}")
+        if c.status != "paused":
+            continue
+        if dry_run:
+            lines.append(f"would unpause container {c.name}")
+            continue
+        try:
+            c.unpause()
+            lines.append(f"unpaused container {c.name}")
+        except (APIError, NotFound) as e:
+            lines.append(f"could not unpause container {c.name}: {e}")
 
     for c in cs:
         try:
@@ -223,11 +229,15 @@ def reap_leftovers(
         if c.status != "running":
             continue
         try:
-            removed = delete_tagged_rules(c, RULE_TAG)
+            if dry_run:
+                _, rules = _iptables_list(c)
+                found = [shlex.join(["-A", *a[1:]]) for a in _iptables_rule_deletions(rules)]
+                lines.extend(f"would delete iptables rule in {c.name}: {r}" for r in found)
+            else:
+                removed = delete_tagged_rules(c, RULE_TAG)
+                lines.extend(f"deleted iptables rule in {c.name}: {r}" for r in removed)
         except Exception as e:  # no iptables in this image, or exec refused: not ours to fix
             log.debug("reap: skipping iptables in %s: %s", c.name, e)
-            continue
-        lines.extend(f"deleted iptables rule in {c.name}: {r}" for r in removed)
 
     for c in cs:
         labels = c.labels or {}
@@ -235,22 +245,31 @@ def reap_leftovers(
             continue
         if labels.get(ONESHOT_LABEL, "").lower() == "true":
             continue
-        was = c.status
+        was = f"was {c.status}, stack {labels[STACK_LABEL]}"
+        if dry_run:
+            lines.append(f"would start container {c.name} ({was})")
+            continue
         try:
             c.start()
-            lines.append(f"started container {c.name} (was {was}, stack {labels[STACK_LABEL]})")
+            lines.append(f"started container {c.name} ({was})")
         except (APIError, NotFound) as e:
             lines.append(f"could not start container {c.name}: {e}")
 
     if not scoped:
         if toxiproxy_api:
-            lines.extend(_reap_toxiproxy(toxiproxy_api))
+            lines.extend(_reap_toxiproxy(toxiproxy_api, dry_run=dry_run))
         if patroni:
-            lines.extend(_reap_patroni_pause())
+            lines.extend(_reap_patroni_pause(dry_run=dry_run))
     return lines
 
 
-def _reap_toxiproxy(api: str) -> list[str]:
+def _iptables_list(c: Any) -> tuple[int, str]:
+    from chaos.faults.base import exec_root
+
+    return exec_root(c, ["iptables", "-w", "5", "-S"], what="iptables -S")
+
+
+def _reap_toxiproxy(api: str, *, dry_run: bool = False) -> list[str]:
     import requests
 
     api = api.rstrip("/")
@@ -258,30 +277,36 @@ def _reap_toxiproxy(api: str) -> list[str]:
         proxies = requests.get(f"{api}/proxies", timeout=2).json()
     except (requests.RequestException, ValueError):
         return []  # no toxiproxy here
+    if not isinstance(proxies, dict):
+        return []
     toxics = [(p, t.get("name", "?")) for p, v in proxies.items() for t in (v.get("toxics") or [])]
     disabled = [p for p, v in proxies.items() if v.get("enabled") is False]
     if not toxics and not disabled:
         return []
-    try:
-        requests.post(f"{api}/reset", timeout=5).raise_for_status()
-    except requests.RequestException as e:
-        return [f"could not reset toxiproxy at {api}: {e}"]
-    return [f"removed toxic {t} from proxy {p}" for p, t in toxics] + [
-        f"re-enabled proxy {p}" for p in disabled
+    verb_t, verb_p = ("would remove", "would re-enable") if dry_run else ("removed", "re-enabled")
+    if not dry_run:
+        try:
+            requests.post(f"{api}/reset", timeout=5).raise_for_status()
+        except requests.RequestException as e:
+            return [f"could not reset toxiproxy at {api}: {e}"]
+    return [f"{verb_t} toxic {t} from proxy {p}" for p, t in toxics] + [
+        f"{verb_p} proxy {p}" for p in disabled
     ]
 
 
-def _reap_patroni_pause() -> list[str]:
+def _reap_patroni_pause(*, dry_run: bool = False) -> list[str]:
+    import requests
+
     from chaos.faults.patroni import PatroniAPI, PatroniError, published_api_urls
 
-    urls = list(published_api_urls().values())
-    api = PatroniAPI(urls, timeout=1.5, retries=1)
+    api = PatroniAPI(list(published_api_urls().values()), timeout=1.5, retries=1)
     try:
         if not api.is_paused():
             return []
+        if dry_run:
+            return [f"would resume Patroni (maintenance mode is on) via {api.last_url}"]
         api.resume()
-    except PatroniError as e:
+    except (PatroniError, ValueError, AttributeError, requests.RequestException) as e:
         log.debug("reap: Patroni not reachable/usable: %s", e)
         return []
     return [f"resumed Patroni (maintenance mode was on) via {api.last_url}"]
-

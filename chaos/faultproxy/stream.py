@@ -226,7 +226,10 @@ class Link:
             try:
                 data = await self.source.read(READ_SIZE)
             except (ConnectionError, OSError):
-                data = b""
+                # the source socket is dead (e.g. reset): no half-close can help, end the whole
+                # connection once what is already in the chain has gone through (as Toxiproxy does)
+                self.first_queue().put_nowait(CLOSE)
+                return
             if not data:
                 self.first_queue().put_nowait(EOF)
                 return

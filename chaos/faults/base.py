@@ -183,6 +183,7 @@ class Fault:
         self.events: list[FaultEvent] = []
         self.injected = False  # inject() returned normally
         self.active = False  # between __enter__ and the end of __exit__
+        self.healed = False  # heal() succeeded since the last inject (later heals are not re-marked)
 
     # -- to override ---------------------------------------------------------------------------------
 
@@ -204,8 +205,11 @@ class Fault:
     # -- the contract ----------------------------------------------------------------------------------
 
     def __enter__(self):
+        if self.active:
+            raise RuntimeError(f"{self!r} is already active; create a new fault to inject it again")
         registry.register(self)
         self.active = True
+        self.healed = False
         self._event("inject", self.describe())
         try:
             self.inject()
@@ -226,12 +230,15 @@ class Fault:
         return False
 
     def _heal_logged(self) -> None:
+        """heal(), recorded once: a second heal (signal handler, then `__exit__`) is silent."""
         try:
             self.heal()
         except BaseException as e:
             self._event("heal-failed", f"{type(e).__name__}: {e}", level=logging.ERROR)
             raise
-        self._event("heal", self.healed_detail())
+        if not self.healed:
+            self.healed = True
+            self._event("heal", self.healed_detail())
 
     def injected_detail(self) -> str:
         """Detail recorded once inject() succeeded (e.g. rules added, pid killed)."""

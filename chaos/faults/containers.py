@@ -36,7 +36,7 @@ def ensure_running(c) -> str:
 class Killed(Fault):
     """Kill the container's PID 1 with a signal (crash, no shutdown); heal starts it again if it is down."""
 
-    def __init__(self, container: Target, *, signal: str | int = "SIGKILL", restart: bool = True,
+    def __init__(self, container: Target, signal: str | int = "SIGKILL", restart: bool = True, *,
                  timeout: float = 10.0, history=None) -> None:
         super().__init__(history=history)
         self.target = container
@@ -74,7 +74,7 @@ class Killed(Fault):
 class Stopped(Fault):
     """Gracefully stop the container (`docker stop`: SIGTERM, SIGKILL after `timeout`); heal starts it."""
 
-    def __init__(self, container: Target, *, timeout: int = 10, history=None) -> None:
+    def __init__(self, container: Target, timeout: int = 10, *, history=None) -> None:
         super().__init__(history=history)
         self.target = container
         self.timeout = timeout

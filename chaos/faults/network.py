@@ -86,7 +86,10 @@ def add_rules(c, rules: list[list[str]]) -> None:
     if not rules:
         return
     script = "set -e\n" + "\n".join(shlex.join(["iptables", "-w", "5", *r]) for r in rules)
-    exec_root(c, ["sh", "-c", script], what="adding iptables rules")
+    try:
+        exec_root(c, ["sh", "-c", script], what="adding iptables rules")
+    except FaultError as e:
+        raise FaultError(f"{e} (the image needs iptables and the container cap_add NET_ADMIN)") from e
 
 
 def remove_rules(c, tag: str) -> list[str]:
@@ -113,8 +116,8 @@ def _ports(ports: int | Iterable[int] | None) -> tuple[int, ...] | None:
 class Isolated(Fault):
     """Drop all traffic between a container and its peers (iptables in its netns); heal deletes those rules."""
 
-    def __init__(self, container: Target, *, from_: Sequence[Target] | None = None,
-                 ports: int | Iterable[int] | None = None, history=None) -> None:
+    def __init__(self, container: Target, from_: Sequence[Target] | None = None,
+                 ports: int | Iterable[int] | None = None, *, history=None) -> None:
         super().__init__(history=history)
         self.target = container
         self.peers = list(from_) if from_ is not None else None  # None: every network neighbour
@@ -207,7 +210,7 @@ class Partitioned(Fault):
 class Disconnected(Fault):
     """Detach a container from a docker network; heal reconnects it with the same IPv4 address and aliases."""
 
-    def __init__(self, container: Target, *, network: str = NETWORK, history=None) -> None:
+    def __init__(self, container: Target, network: str = NETWORK, *, history=None) -> None:
         super().__init__(history=history)
         self.target = container
         self.network = network

@@ -184,8 +184,8 @@ class _Race(Exception):
 class Switchover(Fault):
     """Planned leader change through Patroni (optionally to `candidate`); heal changes nothing, records the new leader."""
 
-    def __init__(self, api: PatroniAPI | None = None, *, candidate: str | None = None,
-                 wait: float = 60.0, history=None) -> None:
+    def __init__(self, api: PatroniAPI | None = None, candidate: str | None = None,
+                 wait: float = 60.0, *, history=None) -> None:
         super().__init__(history=history)
         self.api = api or PatroniAPI.published()
         self.candidate = candidate

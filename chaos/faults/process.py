@@ -14,8 +14,8 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.@:+-]{1,15}$")  # pgrep -x matches the 15
 class ProcessKilled(Fault):
     """Signal one process found by pid file or name (the supervisor must recover it); heal is a no-op."""
 
-    def __init__(self, container: Target, *, pidfile: str | None = None, name: str | None = None,
-                 signal: str | int = "SIGKILL", history=None) -> None:
+    def __init__(self, container: Target, pidfile: str | None = None, name: str | None = None,
+                 signal: str | int = "SIGKILL", *, history=None) -> None:
         super().__init__(history=history)
         if (pidfile is None) == (name is None):
             raise ValueError("ProcessKilled needs exactly one of pidfile= or name=")

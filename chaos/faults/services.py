@@ -10,7 +10,7 @@ from .containers import ensure_running
 class ServiceReloaded(Fault):
     """Send a reload signal (SIGHUP, SIGUSR2...) to the container's PID 1; heal makes sure it still runs."""
 
-    def __init__(self, container: Target, *, signal: str | int = "SIGHUP", settle: float = 2.0,
+    def __init__(self, container: Target, signal: str | int = "SIGHUP", *, settle: float = 2.0,
                  history=None) -> None:
         super().__init__(history=history)
         self.target = container
@@ -49,7 +49,7 @@ class ServiceReloaded(Fault):
 class ServiceRestarted(Fault):
     """Restart the container (`docker restart`: stop with `timeout`, then start); heal ensures it runs."""
 
-    def __init__(self, container: Target, *, timeout: int = 10, history=None) -> None:
+    def __init__(self, container: Target, timeout: int = 10, *, history=None) -> None:
         super().__init__(history=history)
         self.target = container
         self.timeout = timeout

@@ -42,9 +42,9 @@ def _proxy(api: str, name: str, *, required: bool):
 class Toxic(Fault):
     """Add a toxic (latency, reset_peer, ...) to a toxiproxy proxy; heal removes exactly that toxic."""
 
-    def __init__(self, proxy_name: str, type: str, attributes: dict[str, Any] | None = None, *,
+    def __init__(self, proxy_name: str, type: str, attributes: dict[str, Any] | None = None,
                  stream: str = "downstream", toxicity: float = 1.0,
-                 api: str = "http://127.0.0.1:8474", history=None) -> None:
+                 api: str = "http://127.0.0.1:8474", *, history=None) -> None:
         super().__init__(history=history)
         if type not in TOXIC_TYPES:
             raise ValueError(f"unknown toxic type {type!r}; one of {', '.join(TOXIC_TYPES)}")
@@ -99,7 +99,7 @@ class Toxic(Fault):
 class ProxyDisabled(Fault):
     """Disable a toxiproxy proxy (drops its connections, stops listening); heal enables it again."""
 
-    def __init__(self, proxy_name: str, *, api: str = "http://127.0.0.1:8474", history=None) -> None:
+    def __init__(self, proxy_name: str, api: str = "http://127.0.0.1:8474", *, history=None) -> None:
         super().__init__(history=history)
         self.proxy_name = proxy_name
         self.api = api

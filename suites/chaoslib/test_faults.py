@@ -30,7 +30,6 @@ from docker.types import IPAMConfig, IPAMPool  # noqa: E402
 from chaos import registry  # noqa: E402
 from chaos.faults import (  # noqa: E402
     Disconnected,
-    Fault,
     FaultError,
     Isolated,
     Killed,
@@ -436,6 +435,9 @@ def test_cli_heal_reaps_what_a_killed_run_left_behind(bed):
     assert rc == 0, out
     sh(a, "iptables", "-w", "5", "-I", "INPUT", "-s", "192.0.2.1", "-j", "DROP")  # not ours: stays
     b.pause()
+    dry = _chaos_cli("heal", "--prefix", PREFIX, "--dry-run")
+    assert dry.returncode == 0 and f"would unpause container {b.name}" in dry.stdout, dry.stderr
+    assert status(b) == "paused" and len(tagged_rules(a)) == 1
     r = _chaos_cli("heal", "--prefix", PREFIX)
     assert r.returncode == 0, r.stderr
     assert f"unpaused container {b.name}" in r.stdout

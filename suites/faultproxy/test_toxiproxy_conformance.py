@@ -493,4 +493,9 @@ def test_reset_peer(echo_proxy, proxy_target):
         how, got = wait_end(sock, 5.0)
         elapsed = time.monotonic() - start
     assert got == b"" and elapsed >= 0.15, (how, got, elapsed)
-    assert how == "reset", "expected a TCP RST (ConnectionResetError), got a clean EOF"
+    if proxy_target.kind == "embedded":
+        assert how == "reset", "expected a TCP RST (ConnectionResetError), got a clean EOF"
+    else:
+        # Docker's userland proxy behind a published 127.0.0.1 port relays the container's RST as a
+        # FIN, so from the host only "ended early, no data" is observable; "embedded" checks the RST.
+        assert how in ("reset", "eof")

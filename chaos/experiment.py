@@ -1,0 +1,164 @@
+"""The failover experiment: steady state -> inject -> observe -> heal -> verify (Chaos Toolkit's shape).
+
+Suites describe *what* to break; this module runs the workload around it, measures the write gap per entry
+point from the probes' own timestamps, checks the history (lost / unexpected / duplicate writes, split brain)
+and leaves the evidence in Allure. Healing always happens before verification.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Callable, ContextManager
+
+import allure
+import docker
+
+from chaos.checker import GapReport, SetVerdict, SplitBrainVerdict, check_set, check_split_brain, write_gap
+from chaos.history import History
+from chaos.probes import ProbeSettings, Workload, final_read
+from chaos.slo import SLO, bound
+from reports import evidence
+from topology import endpoints
+from topology.docker_env import ip_prefix
+from topology.health import assert_healthy
+from topology.names import PATRONI_NODES, container
+from topology.patroni import PatroniCluster
+from topology.timeouts import TIMEOUTS
+from topology.waiting import wait_for
+
+#: a fault: given the current leader and the history for marks, a context manager that injects and heals
+FaultFactory = Callable[[str, History], ContextManager]
+
+
+def node_of_ip() -> dict[str, str]:
+    prefix = ip_prefix()
+    return {f"{prefix}.{i + 2}": n for i, n in enumerate(PATRONI_NODES)}
+
+
+@dataclass
+class FailoverResult:
+    fault: str
+    run_id: str
+    old_leader: str
+    new_leader: str | None
+    timeline_before: int | None
+    timeline_after: int | None
+    gaps: dict[str, GapReport]
+    slos: dict[str, SLO]
+    set_verdict: SetVerdict
+    split_brain: SplitBrainVerdict
+    leader_elected_s: float | None
+    healthy_after_s: float
+    history: History = field(repr=False)
+
+    def breaches(self) -> list[str]:
+        out = []
+        for ep, gap in self.gaps.items():
+            slo = self.slos[ep]
+            if gap.longest_gap_ms is None:
+                out.append(f"{ep}: fewer than 2 acknowledged writes: {gap.note}")
+            elif gap.longest_gap_ms > slo.bound_ms:
+                out.append(f"{ep}: write gap {gap.longest_gap_ms:.0f} ms > SLO {slo.bound_ms:.0f} ms ({slo.source})")
+            if gap.tail_errors:
+                out.append(f"{ep}: writes still failing at the end of the run ({gap.tail_errors} tail errors)")
+        return out
+
+    def summary(self) -> dict:
+        return {
+            "fault": self.fault, "run_id": self.run_id, "old_leader": self.old_leader, "new_leader": self.new_leader,
+            "timeline_before": self.timeline_before, "timeline_after": self.timeline_after,
+            "leader_elected_s": self.leader_elected_s, "healthy_after_s": self.healthy_after_s,
+            "gaps_ms": {ep: g.longest_gap_ms for ep, g in self.gaps.items()},
+            "slo_ms": {ep: s.bound_ms for ep, s in self.slos.items()},
+            "slo_source": {ep: s.source for ep, s in self.slos.items()},
+            "lost": len(self.set_verdict.lost), "unexpected": len(self.set_verdict.unexpected),
+            "duplicates": len(self.set_verdict.duplicates), "recovered": len(self.set_verdict.recovered),
+            "split_brain": [a.to_dict() for a in self.split_brain.anomalies],
+            "acknowledged": self.set_verdict.acknowledged, "attempted": self.set_verdict.attempted,
+        }
+
+
+class FailoverExperiment:
+    """Run one fault against the Patroni leader while writers hammer every entry point."""
+
+    def __init__(self, client: docker.DockerClient, fault: str, *, entry_points: list[endpoints.Endpoint] | None = None,
+                 expect_new_leader: bool = True, pin_leader: bool = False, after_heal_s: float = 3.0,
+                 settings: ProbeSettings = ProbeSettings()):
+        self.client, self.fault = client, fault
+        self.cluster = PatroniCluster(client)
+        self.entry_points = entry_points or endpoints.write_paths()
+        self.expect_new_leader, self.pin_leader, self.after_heal_s = expect_new_leader, pin_leader, after_heal_s
+        self.settings = settings
+        self.stacks = sorted({"patroni", *(ep.stack for ep in self.entry_points)})
+
+    def _timeline(self) -> int | None:
+        members = {m.name: m for m in self.cluster.members()}
+        leader = self.cluster.leader()
+        return members[leader].timeline if leader in members else None
+
+    def run(self, inject: FaultFactory) -> FailoverResult:
+        with allure.step(f"steady state: {', '.join(self.stacks)} healthy"):
+            assert_healthy(self.client, self.stacks)
+            old = self.cluster.leader()
+            tl_before = self._timeline()
+            evidence.attach_text("patronictl list (before)", self.cluster.patronictl_list())
+        pinned = {f"pinned:{old}": endpoints.node(old)} if self.pin_leader else None
+        workload = Workload(self.entry_points, reads=[endpoints.haproxy_ro()], pinned=pinned,
+                            settings=self.settings, node_of=node_of_ip(),
+                            max_seconds=TIMEOUTS.failover + TIMEOUTS.rejoin + 120)
+        new_leader, elected_s = None, None
+        with workload.running() as history:
+            for ep in self.entry_points:
+                assert workload.wait_acks(ep.name, 5, within=10), f"{ep.name}: no steady writes before the fault"
+            with allure.step(f"inject + observe: {self.fault} on leader {old}"):
+                injected_at = time.monotonic()
+                with inject(old, history):
+                    if self.expect_new_leader:
+                        new_leader = wait_for(lambda: (l := self.cluster.leader()) and l != old and l,
+                                              within=TIMEOUTS.failover, what=f"a leader other than {old}", every=0.1)
+                        elected_s = time.monotonic() - injected_at
+                        history.mark("leader", new_leader, f"elected {elected_s:.1f}s after injection")
+                        self._wait_writes_resume(workload, history, within=TIMEOUTS.router_follow)
+            with allure.step("heal, then verify the cluster is healthy again"):
+                healed_at = time.monotonic()
+                assert_healthy(self.client, self.stacks, within=TIMEOUTS.rejoin)
+                healthy_after = time.monotonic() - injected_at
+                history.mark("healthy", "cluster", f"{time.monotonic() - healed_at:.1f}s after heal")
+                time.sleep(self.after_heal_s)   # writes keep flowing: late acks of a deposed leader show up here
+        if not self.expect_new_leader:
+            new_leader = self.cluster.leader()
+        return self._verify(history, workload.run_id, old, new_leader, tl_before, elected_s, healthy_after,
+                            injected_at)
+
+    def _wait_writes_resume(self, workload: Workload, history: History, *, within: float) -> None:
+        for ep in self.entry_points:
+            if not workload.wait_acks(ep.name, 3, within=within):
+                history.mark("stuck", ep.name, f"no writes within {within:.0f}s of the new leader")
+
+    def _verify(self, history, run_id, old, new_leader, tl_before, elected_s, healthy_after, injected_at):
+        with allure.step("verify: final read, history checkers, write gaps"):
+            read = final_read(endpoints.haproxy(), run_id)
+            result = FailoverResult(
+                fault=self.fault, run_id=run_id, old_leader=old, new_leader=new_leader,
+                timeline_before=tl_before, timeline_after=self._timeline(),
+                gaps={ep.name: write_gap(history, ep.name, after=injected_at) for ep in self.entry_points},
+                slos={ep.name: bound(self.fault, ep.name) for ep in self.entry_points},
+                set_verdict=check_set(history, read), split_brain=check_split_brain(history),
+                leader_elected_s=elected_s, healthy_after_s=healthy_after, history=history)
+            summary = result.summary()
+            evidence.attach_json("verdict", summary | {"set": result.set_verdict.to_dict(),
+                                                       "split_brain_verdict": result.split_brain.to_dict(),
+                                                       "gaps": {k: g.to_dict() for k, g in result.gaps.items()}})
+            evidence.attach_history(self.fault, history, slo_ms={ep: s.bound_ms for ep, s in result.slos.items()})
+            evidence.attach_text("patronictl list (after)", self.cluster.patronictl_list())
+            evidence.record_measurement("failover", **summary)
+        return result
+
+
+def container_logs(client: docker.DockerClient, nodes: list[str], tail: int = 200) -> dict[str, str]:
+    out = {}
+    for n in nodes:
+        with contextlib.suppress(docker.errors.NotFound):
+            out[n] = client.containers.get(container(n)).logs(tail=tail).decode(errors="replace")
+    return out

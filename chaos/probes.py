@@ -1,0 +1,263 @@
+"""Workload clients (Jepsen's `client`): writers that insert sequenced rows through one entry point.
+
+Each attempt becomes one `Op`: ok (acknowledged, with the server, timeline and the server's own commit
+timestamp), fail (definitely not applied: connect refused, read-only server, server-side cancel) or info
+(unknown: the connection died or our client-side deadline fired after the statement was sent).
+
+A frozen server never answers and cannot enforce statement_timeout, so the client-side deadline shuts the
+socket down from a timer (the blocked wait then fails at once). Writers pinned to one node use a long
+deadline on purpose: that is how a deposed leader's late acknowledgement after unfreeze becomes visible.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import socket
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import psycopg
+from psycopg import errors as pgerrors
+
+from topology.endpoints import Endpoint
+
+from .history import History, Op
+
+log = logging.getLogger("dpg.probes")
+
+INSERT = ("INSERT INTO probe.writes (value, probe, run_id) VALUES (%s, %s, %s) "
+          "RETURNING server, timeline, xmin::text")
+COMMIT_TS = ("SELECT extract(epoch FROM pg_xact_commit_timestamp(%s::xid)), "
+             "host(inet_server_addr()) || ':' || inet_server_port()")
+
+#: Errors that prove the write was not applied (the server refused it before doing anything).
+DEFINITE_FAILURES = (pgerrors.ReadOnlySqlTransaction, pgerrors.QueryCanceled, pgerrors.AdminShutdown,
+                     pgerrors.CannotConnectNow, pgerrors.InsufficientPrivilege)
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    interval: float = 0.02          # one write every 20 ms at most
+    connect_timeout: int = 2        # libpq's minimum: it rounds lower values up to 2 s
+    deadline: float = 2.0           # client-side bound on one statement (info when it fires)
+
+
+class Sequence:
+    """Unique values across all writers of a run."""
+
+    def __init__(self) -> None:
+        self._it = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            return next(self._it)
+
+
+def describe(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}"[:200]
+
+
+class _SocketDeadline:
+    """Shut the connection's socket down if a statement outlives its deadline (frozen peer)."""
+
+    def __init__(self, conn: psycopg.Connection, seconds: float):
+        self.conn, self.seconds, self.fired = conn, seconds, False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def _fire(self) -> None:
+        self.fired = True
+        try:
+            fd = self.conn.pgconn.socket
+            s = socket.socket(fileno=socket.dup(fd))
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            finally:
+                s.close()
+        except Exception:  # noqa: BLE001 - the connection may already be gone
+            pass
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+        return False
+
+
+class Writer(threading.Thread):
+    """Insert one row per `interval` through `endpoint` until stopped; every attempt lands in `history`."""
+
+    def __init__(self, endpoint: Endpoint, history: History, sequence: Sequence, run_id: str, *,
+                 settings: ProbeSettings, stop: threading.Event, node_of: dict[str, str] | None = None,
+                 name: str | None = None):
+        super().__init__(name=f"writer-{name or endpoint.name}", daemon=True)
+        self.endpoint, self.history, self.sequence, self.run_id = endpoint, history, sequence, run_id
+        self.settings, self.stop_event, self.node_of = settings, stop, node_of or {}
+        self.probe = name or endpoint.name
+        self.conn: psycopg.Connection | None = None
+
+    def run(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                started = time.monotonic()
+                self.write_once()
+                pause = self.settings.interval - (time.monotonic() - started)
+                if pause > 0:
+                    self.stop_event.wait(pause)
+        finally:
+            self._drop()
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self.conn = None
+
+    def _record(self, value: int, start: float, wall: float, outcome: str, *, end: float | None = None,
+                **fields) -> None:
+        self.history.add(Op(probe=self.probe, kind="write", value=value, start=start,
+                            end=end if end is not None else time.monotonic(), wall=wall, outcome=outcome, **fields))
+
+    def write_once(self) -> None:
+        value = self.sequence.next()
+        start, wall = time.monotonic(), time.time()
+        if self.conn is None or self.conn.closed:
+            try:
+                self.conn = psycopg.connect(**self.endpoint.conninfo(connect_timeout=self.settings.connect_timeout),
+                                            autocommit=True)
+            except Exception as exc:  # noqa: BLE001 - not connected: nothing was sent
+                self._record(value, start, wall, "fail", error=describe(exc))
+                self.conn = None
+                return
+        try:
+            with _SocketDeadline(self.conn, self.settings.deadline) as deadline:
+                server, timeline, xid = self.conn.execute(INSERT, (value, self.probe, self.run_id)).fetchone()
+        except DEFINITE_FAILURES as exc:
+            self._record(value, start, wall, "fail", error=describe(exc))
+            self._drop()
+            return
+        except Exception as exc:  # noqa: BLE001 - sent, outcome unknown
+            why = "client deadline" if deadline.fired else describe(exc)
+            self._record(value, start, wall, "info", error=why)
+            self._drop()
+            return
+        acked = time.monotonic()   # the acknowledgement time; the commit-time lookup below is extra
+        commit_ts = self._commit_ts(xid, server)
+        self._record(value, start, wall, "ok", end=acked, server=server,
+                     node=self.node_of.get(server.split(":")[0]), timeline=timeline, commit_ts=commit_ts)
+
+    def _commit_ts(self, xid: str, server: str) -> float | None:
+        """The server's own commit time (track_commit_timestamp): when a late commit really happened.
+
+        Only trusted when the lookup ran on the server that committed (a pooler may switch servers)."""
+        try:
+            with _SocketDeadline(self.conn, self.settings.deadline):
+                ts, answered_by = self.conn.execute(COMMIT_TS, (xid,)).fetchone()
+            return float(ts) if ts is not None and answered_by == server else None
+        except Exception:  # noqa: BLE001 - the write is acknowledged either way
+            self._drop()
+            return None
+
+
+class Reader(threading.Thread):
+    """Read through the RO path: records which server answered and whether it was in recovery."""
+
+    def __init__(self, endpoint: Endpoint, history: History, *, settings: ProbeSettings, stop: threading.Event,
+                 node_of: dict[str, str] | None = None):
+        super().__init__(name=f"reader-{endpoint.name}", daemon=True)
+        self.endpoint, self.history, self.settings, self.stop_event = endpoint, history, settings, stop
+        self.node_of = node_of or {}
+
+    def run(self) -> None:
+        conn = None
+        while not self.stop_event.is_set():
+            start, wall = time.monotonic(), time.time()
+            try:
+                if conn is None:
+                    conn = psycopg.connect(**self.endpoint.conninfo(connect_timeout=self.settings.connect_timeout),
+                                           autocommit=True)
+                with _SocketDeadline(conn, self.settings.deadline):
+                    server, recovery = conn.execute(
+                        "SELECT host(inet_server_addr()) || ':' || inet_server_port(), pg_is_in_recovery()").fetchone()
+                outcome = "ok" if recovery else "fail"
+                self.history.add(Op(self.endpoint.name, "read", None, start, time.monotonic(), wall, outcome,
+                                    error=None if recovery else "answered by a primary", server=server,
+                                    node=self.node_of.get(server.split(":")[0])))
+            except Exception as exc:  # noqa: BLE001
+                self.history.add(Op(self.endpoint.name, "read", None, start, time.monotonic(), wall, "fail",
+                                    error=describe(exc)))
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+                conn = None
+            self.stop_event.wait(self.settings.interval * 5)
+        if conn is not None:
+            conn.close()
+
+
+class Workload:
+    """Writers (and optional readers) through several entry points sharing one history and sequence."""
+
+    def __init__(self, writes: list[Endpoint], *, reads: list[Endpoint] = (), pinned: dict[str, Endpoint] | None = None,
+                 settings: ProbeSettings = ProbeSettings(), pinned_deadline: float = 60.0,
+                 node_of: dict[str, str] | None = None, max_seconds: float = 600.0):
+        self.run_id = uuid.uuid4().hex[:12]
+        self.history = History()
+        self.sequence = Sequence()
+        self.stop = threading.Event()
+        self.max_seconds = max_seconds
+        pinned_settings = ProbeSettings(settings.interval, settings.connect_timeout, pinned_deadline)
+        self.threads: list[threading.Thread] = [
+            Writer(ep, self.history, self.sequence, self.run_id, settings=settings, stop=self.stop, node_of=node_of)
+            for ep in writes]
+        self.threads += [Writer(ep, self.history, self.sequence, self.run_id, settings=pinned_settings,
+                                stop=self.stop, node_of=node_of, name=name) for name, ep in (pinned or {}).items()]
+        self.threads += [Reader(ep, self.history, settings=settings, stop=self.stop, node_of=node_of) for ep in reads]
+        self._watchdog = threading.Timer(max_seconds, self.stop.set)   # bounded in time, whatever happens
+        self._watchdog.daemon = True
+
+    @contextmanager
+    def running(self) -> Iterator[History]:
+        for t in self.threads:
+            t.start()
+        self._watchdog.start()
+        try:
+            yield self.history
+        finally:
+            self.stop.set()
+            self._watchdog.cancel()
+            for t in self.threads:
+                t.join(timeout=70)
+            alive = [t.name for t in self.threads if t.is_alive()]
+            if alive:
+                log.warning("probe threads still alive after stop: %s", alive)
+
+    def wait_acks(self, probe: str, count: int, within: float = 10.0) -> bool:
+        """Block until `probe` has `count` more acknowledged writes (steady state reached / writes resumed)."""
+        base = len(self.history.ops(probe=probe, kind="write", outcome="ok"))
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if len(self.history.ops(probe=probe, kind="write", outcome="ok")) >= base + count:
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def final_read(endpoint: Endpoint, run_id: str) -> dict[int, int]:
+    """value -> number of rows, read after heal from the current primary (Jepsen's final read)."""
+    with psycopg.connect(**endpoint.conninfo(connect_timeout=5), autocommit=True) as conn:
+        rows = conn.execute("SELECT value, count(*) FROM probe.writes WHERE run_id = %s GROUP BY value",
+                            (run_id,)).fetchall()
+    return {int(v): int(n) for v, n in rows}

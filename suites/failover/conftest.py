@@ -1,0 +1,70 @@
+"""Fixtures of the failover suite: the cluster handle, the experiment factory, synchronous mode."""
+from __future__ import annotations
+
+import allure
+import pytest
+
+from chaos.experiment import FailoverExperiment, FailoverResult, container_logs
+from chaos.faults import PatroniAPI
+from reports import evidence
+from topology.health import assert_healthy
+from topology.names import PATRONI_NODES
+from topology.patroni import PatroniCluster
+from topology.timeouts import TIMEOUTS
+from topology.waiting import wait_for
+
+
+@pytest.fixture
+def cluster(write_paths_stacks) -> PatroniCluster:
+    return PatroniCluster(write_paths_stacks)
+
+
+@pytest.fixture
+def experiment(write_paths_stacks, request):
+    """Build experiments; on test failure attach the Patroni nodes' logs; always end with the health gate."""
+    def make(fault: str, **kwargs) -> FailoverExperiment:
+        return FailoverExperiment(write_paths_stacks, fault, **kwargs)
+    yield make
+    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+        for node, log in container_logs(write_paths_stacks, list(PATRONI_NODES)).items():
+            evidence.attach_text(f"log {node}", log)
+    with allure.step("final health gate"):
+        assert_healthy(write_paths_stacks, ["patroni", "pgbouncer", "traefik"], within=TIMEOUTS.rejoin)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+@pytest.fixture
+def synchronous_mode(cluster):
+    """Turn Patroni's synchronous_mode on for one test (dynamic config), and back off afterwards."""
+    api = PatroniAPI.published()
+    with allure.step("enable synchronous_mode"):
+        api.request("PATCH", "/config", json={"synchronous_mode": True})
+        wait_for(lambda: any(m.role == "sync_standby" for m in cluster.members()),
+                 within=TIMEOUTS.cluster_ready, what="a sync_standby")
+    yield
+    with allure.step("disable synchronous_mode"):
+        api.request("PATCH", "/config", json={"synchronous_mode": False})
+        wait_for(lambda: not any(m.role == "sync_standby" for m in cluster.members()),
+                 within=TIMEOUTS.cluster_ready, what="no sync_standby left")
+
+
+def assert_failover_ok(result: FailoverResult, *, allow_loss: int = 0) -> None:
+    """The verdict of one scenario: SLO per entry point, no lost/phantom/duplicate write, no split brain."""
+    problems = result.breaches()
+    sv, sb = result.set_verdict, result.split_brain
+    if len(sv.lost) > allow_loss:
+        problems.append(f"data loss: {len(sv.lost)} acknowledged writes lost (allowed {allow_loss}): "
+                        f"{sorted(sv.lost)[:10]}")
+    if sv.unexpected:
+        problems.append(f"unexpected rows never attempted: {sorted(sv.unexpected)[:10]}")
+    if sv.duplicates:
+        problems.append(f"duplicate rows: {sorted(sv.duplicates)[:10]}")
+    if sb.valid is False:
+        problems.append("split brain: " + "; ".join(a.detail for a in sb.anomalies)[:500])
+    assert not problems, f"{result.fault}: " + " | ".join(problems)
