@@ -75,7 +75,7 @@ class FailoverResult:
             "lost": len(self.set_verdict.lost), "unexpected": len(self.set_verdict.unexpected),
             "duplicates": len(self.set_verdict.duplicates), "recovered": len(self.set_verdict.recovered),
             "split_brain": [a.to_dict() for a in self.split_brain.anomalies],
-            "acknowledged": self.set_verdict.acknowledged, "attempted": self.set_verdict.attempted,
+            "acknowledged": len(self.set_verdict.acknowledged), "attempted": len(self.set_verdict.attempted),
         }
 
 

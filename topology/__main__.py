@@ -6,6 +6,7 @@ import sys
 
 from .errors import TopologyError
 from .stacks import ORDER
+from .waiting import WaitTimeout
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     except TopologyError as err:
         print(f"topology: {err}", file=sys.stderr)
         return 2
+    except WaitTimeout as err:
+        print(f"topology: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("topology: interrupted", file=sys.stderr)
         return 130

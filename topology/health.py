@@ -152,17 +152,20 @@ def wait_healthy(client: docker.DockerClient, stacks: list[str] | None = None, *
     stacks = stacks if stacks is not None else running_stacks(client)
     budget = within if within is not None else TIMEOUTS.cluster_ready
 
-    def all_problems() -> list[str]:
-        return [p for s in stacks for p in problems(client, s)]
-
-    last: list[str] = []
-
     def green() -> bool:
-        nonlocal last
-        last = all_problems()
-        return not last
+        found = [p for s in stacks for p in problems(client, s)]
+        if found:
+            raise NotHealthy("; ".join(found))
+        return True
 
     wait_for(green, within=budget, what=f"stacks {', '.join(stacks)} healthy", every=0.5)
+
+
+class NotHealthy(Exception):
+    """The problems a health gate still sees (the last one is shown when a wait runs out)."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def assert_healthy(client: docker.DockerClient, stacks: list[str] | None = None, *, within: float | None = None) -> None:

@@ -120,6 +120,9 @@ def down(names: list[str] | None = None) -> list[str]:
         for c in managed_containers(client, stack.name):
             c.remove(force=True, v=True)
             removed.append(f"container {c.name}")
+        for v in client.volumes.list(filters={"label": [f"{STACK_LABEL}={stack.name}"]}):
+            v.remove(force=True)
+            removed.append(f"volume {v.name}")
     return removed
 
 

@@ -1,0 +1,292 @@
+"""Aggregate failover measurements (reports/out/measurements.jsonl rows of kind "failover") into tables.
+
+Pure functions, no Docker, no pytest: the benchmark (`python -m reports bench`) and `python -m reports table`
+both end here, and unit tests feed hand-made rows.
+
+Percentiles use the **nearest-rank** method (value at rank ceil(p/100 * n) of the sorted sample, 1-based):
+the result is always a value that was actually measured, which matters with the handful of runs a benchmark
+makes (with n <= 20, p95 is the maximum). No interpolation between runs is invented.
+
+A gap of `null` (an entry point that acknowledged fewer than 2 writes after the fault) counts as a run outside
+the SLO, as it does in the test's verdict, and is left out of the percentiles; `n` counts every run, so a
+`measured` count below `n` shows such runs.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+KIND = "failover"
+FAULT_ORDER = ("switchover", "graceful_stop", "postmaster_crash", "hard_kill", "isolation", "freeze",
+               "replica_loss", "double_failover")
+ENTRY_POINT_ORDER = ("haproxy", "traefik", "pgbouncer", "multihost")
+DASH = "–"
+
+
+# ---------------------------------------------------------------- reading
+
+@dataclass
+class Loaded:
+    """Rows of kind "failover" plus how many lines were skipped and why (a silent skip would hide bad data)."""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    other_kinds: int = 0
+    malformed: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _valid_failover_row(row: dict[str, Any]) -> bool:
+    """The minimum the aggregation relies on; everything else is optional and read defensively."""
+    return isinstance(row.get("fault"), str) and bool(row["fault"]) and isinstance(row.get("gaps_ms"), dict)
+
+
+def parse_lines(lines: Iterable[str], into: Loaded | None = None) -> Loaded:
+    """Classify JSON lines: failover rows are kept, other kinds and malformed lines are only counted."""
+    out = into if into is not None else Loaded()
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            out.malformed += 1
+            continue
+        if not isinstance(row, dict):
+            out.malformed += 1
+        elif row.get("kind") != KIND:
+            out.other_kinds += 1
+        elif _valid_failover_row(row):
+            out.rows.append(row)
+        else:
+            out.malformed += 1
+    return out
+
+
+def load_measurements(paths: Sequence[str | Path]) -> Loaded:
+    """Read measurement JSONL files in the given order (a missing file raises: a typo must not read as 'no data')."""
+    out = Loaded()
+    for path in paths:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            parse_lines(fh, into=out)
+        out.files.append(str(path))
+    return out
+
+
+# ---------------------------------------------------------------- statistics
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """Nearest-rank percentile (see module docstring); None for an empty sample."""
+    if not values:
+        return None
+    if not 0 < p <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {p}")
+    ordered = sorted(values)
+    rank = math.ceil(p / 100 * len(ordered))
+    return ordered[max(rank, 1) - 1]
+
+
+@dataclass(frozen=True)
+class Spread:
+    """p50/p95/max of one sample; n counts the numeric values it was computed from."""
+    n: int
+    p50: float | None
+    p95: float | None
+    max: float | None
+
+    @classmethod
+    def of(cls, values: Iterable[Any]) -> "Spread":
+        nums = [float(v) for v in values if _is_number(v)]
+        return cls(len(nums), percentile(nums, 50), percentile(nums, 95), max(nums) if nums else None)
+
+
+def sort_key(name: str, order: Sequence[str]) -> tuple[int, str]:
+    """Known names in their fixed order, then the others alphabetically: tables diff cleanly between runs."""
+    return (order.index(name), "") if name in order else (len(order), name)
+
+
+# ---------------------------------------------------------------- grouping
+
+@dataclass(frozen=True)
+class GapStats:
+    """One fault x entry point: the write-gap distribution and how often it stayed within its SLO."""
+    fault: str
+    entry_point: str
+    n: int                      # runs that reported this entry point
+    gap: Spread                 # over the runs with a numeric gap
+    slo_ms: tuple[float, ...]   # distinct bounds seen (more than one if e.g. DPG_TTL changed between runs)
+    judged: int                 # runs with an SLO to judge against
+    within: int                 # ... of which the gap was <= the bound
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.within / self.judged if self.judged else None
+
+
+@dataclass(frozen=True)
+class FaultStats:
+    """One fault across its runs: how long recovery took and what went wrong with the data."""
+    fault: str
+    runs: int
+    leader_elected_s: Spread
+    healthy_after_s: Spread
+    lost: int
+    unexpected: int
+    duplicates: int
+    split_brain: int            # anomalies summed over runs
+    split_brain_runs: int       # runs with at least one anomaly
+
+
+@dataclass
+class Aggregate:
+    gaps: list[GapStats]
+    faults: list[FaultStats]
+    rows: int
+    other_kinds: int = 0
+    malformed: int = 0
+
+    def fault(self, name: str) -> FaultStats | None:
+        return next((f for f in self.faults if f.fault == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        gaps = [asdict(g) | {"pass_rate": g.pass_rate} for g in self.gaps]
+        return {"percentile_method": "nearest-rank", "rows": self.rows, "other_kinds": self.other_kinds,
+                "malformed": self.malformed, "gaps": gaps, "faults": [asdict(f) for f in self.faults]}
+
+
+def _int(v: Any) -> int:
+    """Counts are ints; older rows stored sets as strings, which count as 0 rather than break the table."""
+    return int(v) if _is_number(v) else 0
+
+
+def _gap_stats(fault: str, ep: str, rows: list[dict[str, Any]]) -> GapStats:
+    gaps = [r["gaps_ms"].get(ep) for r in rows]
+    slos = [r["slo_ms"].get(ep) if isinstance(r.get("slo_ms"), dict) else None for r in rows]
+    judged = [(g, s) for g, s in zip(gaps, slos) if _is_number(s)]
+    within = sum(1 for g, s in judged if _is_number(g) and g <= s)
+    distinct = tuple(sorted({float(s) for _, s in judged}))
+    return GapStats(fault, ep, len(rows), Spread.of(gaps), distinct, len(judged), within)
+
+
+def _fault_stats(fault: str, rows: list[dict[str, Any]]) -> FaultStats:
+    anomalies = [len(r["split_brain"]) if isinstance(r.get("split_brain"), list) else 0 for r in rows]
+    return FaultStats(
+        fault=fault, runs=len(rows),
+        leader_elected_s=Spread.of(r.get("leader_elected_s") for r in rows),
+        healthy_after_s=Spread.of(r.get("healthy_after_s") for r in rows),
+        lost=sum(_int(r.get("lost")) for r in rows), unexpected=sum(_int(r.get("unexpected")) for r in rows),
+        duplicates=sum(_int(r.get("duplicates")) for r in rows),
+        split_brain=sum(anomalies), split_brain_runs=sum(1 for a in anomalies if a))
+
+
+def group_by_fault(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows per fault, faults in the table order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r["fault"], []).append(r)
+    return {f: groups[f] for f in sorted(groups, key=lambda f: sort_key(f, FAULT_ORDER))}
+
+
+def aggregate(rows: Sequence[dict[str, Any]], *, other_kinds: int = 0, malformed: int = 0) -> Aggregate:
+    """Group valid failover rows by fault x entry point (an entry point counts only in runs that measured it)."""
+    gaps, faults = [], []
+    for fault, frows in group_by_fault(rows).items():
+        eps = {ep for r in frows for ep in r["gaps_ms"]}
+        for ep in sorted(eps, key=lambda e: sort_key(e, ENTRY_POINT_ORDER)):
+            gaps.append(_gap_stats(fault, ep, [r for r in frows if ep in r["gaps_ms"]]))
+        faults.append(_fault_stats(fault, frows))
+    return Aggregate(gaps, faults, len(rows), other_kinds, malformed)
+
+
+def aggregate_loaded(loaded: Loaded) -> Aggregate:
+    return aggregate(loaded.rows, other_kinds=loaded.other_kinds, malformed=loaded.malformed)
+
+
+# ---------------------------------------------------------------- rendering
+
+GAP_HEADER = ("fault", "entry point", "n", "p50 ms", "p95 ms", "max ms", "SLO ms", "within SLO",
+              "healthy again p50/p95 s")
+FAULT_HEADER = ("fault", "runs", "leader elected p50/p95 s", "healthy again p50/p95 s", "lost", "unexpected",
+                "duplicates", "split-brain anomalies (runs)")
+
+
+def _ms(v: float | None) -> str:
+    return DASH if v is None else f"{v:.0f}"
+
+
+def _s_pair(s: Spread) -> str:
+    return DASH if s.n == 0 else f"{s.p50:.1f} / {s.p95:.1f}"
+
+
+def _slo(values: tuple[float, ...]) -> str:
+    if not values:
+        return DASH
+    return _ms(values[0]) if len(values) == 1 else f"{_ms(values[0])}{DASH}{_ms(values[-1])}"
+
+
+def _within(g: GapStats) -> str:
+    return DASH if g.pass_rate is None else f"{g.within}/{g.judged} ({g.pass_rate:.0%})"
+
+
+def _n(g: GapStats) -> str:
+    """n, plus how many runs had no numeric gap when some did not (they still count against the SLO)."""
+    missing = g.n - g.gap.n
+    return str(g.n) if not missing else f"{g.n} ({missing} no gap)"
+
+
+def gap_cells(agg: Aggregate) -> list[tuple[str, ...]]:
+    """One row per fault x entry point, cells already formatted (shared by Markdown and text)."""
+    out = []
+    for g in agg.gaps:
+        f = agg.fault(g.fault)
+        healthy = _s_pair(f.healthy_after_s) if f else DASH
+        out.append((g.fault, g.entry_point, _n(g), _ms(g.gap.p50), _ms(g.gap.p95), _ms(g.gap.max), _slo(g.slo_ms),
+                    _within(g), healthy))
+    return out
+
+
+def fault_cells(agg: Aggregate) -> list[tuple[str, ...]]:
+    return [(f.fault, str(f.runs), _s_pair(f.leader_elected_s), _s_pair(f.healthy_after_s), str(f.lost),
+             str(f.unexpected), str(f.duplicates), f"{f.split_brain} ({f.split_brain_runs})") for f in agg.faults]
+
+
+def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Aligned columns: text left, numbers right (the first two columns are names)."""
+    widths = [max(len(c) for c in col) for col in zip(header, *rows)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
+
+
+def _footer(agg: Aggregate) -> str:
+    return (f"{agg.rows} failover row(s); ignored {agg.other_kinds} of other kinds, {agg.malformed} malformed. "
+            "Percentiles: nearest-rank.")
+
+
+def render_markdown(agg: Aggregate, *, title: str | None = None) -> str:
+    """Write-gap table (the one to paste into a review) followed by the per-fault recovery/data table."""
+    parts = [f"# {title}\n"] if title else []
+    parts += ["## Write gap per fault x entry point\n", _markdown(GAP_HEADER, gap_cells(agg)), "",
+              "## Recovery and data per fault\n", _markdown(FAULT_HEADER, fault_cells(agg)), "", _footer(agg), ""]
+    return "\n".join(parts)
+
+
+def render_text(agg: Aggregate) -> str:
+    """The same two tables for a terminal."""
+    if not agg.rows:
+        return f"no failover measurements. {_footer(agg)}\n"
+    return "\n".join([_text(GAP_HEADER, gap_cells(agg)), "", _text(FAULT_HEADER, fault_cells(agg)), "",
+                      _footer(agg), ""])

@@ -1,0 +1,96 @@
+"""Smoke: every stack is healthy and every entry point routes where the cluster team expects it to."""
+from __future__ import annotations
+
+import allure
+import psycopg
+import pytest
+import requests
+from psycopg import errors as pgerrors
+
+from topology import endpoints, health
+from topology.health import EXPECTED_TCP_ROUTERS, query_one
+from topology.seed import CITUS_EVENTS, CITUS_SHARDS, CITUS_USERS, VECTOR_DIM, VECTOR_ROWS
+
+pytestmark = [pytest.mark.smoke, allure.parent_suite("smoke")]
+
+
+@pytest.mark.parametrize("stack", ["patroni", "pgbouncer", "traefik", "vector", "redis", "toxiproxy", "monitoring"])
+def test_stack_is_healthy(request, stack):
+    fixture = {"patroni": "patroni_stack", "pgbouncer": "write_paths_stacks", "traefik": "write_paths_stacks",
+               "vector": "vector_stack", "redis": "redis_stack", "toxiproxy": "toxiproxy_stack",
+               "monitoring": "monitoring_stack"}[stack]
+    client = request.getfixturevalue(fixture)
+    assert health.problems(client, stack) == []
+
+
+@pytest.mark.parametrize("endpoint", [endpoints.haproxy, endpoints.traefik, endpoints.pgbouncer, endpoints.multihost],
+                         ids=["haproxy-5000", "traefik-5500", "pgbouncer-6432", "libpq-multihost"])
+def test_write_paths_reach_the_primary(write_paths_stacks, endpoint):
+    in_recovery, = query_one(endpoint(), "SELECT pg_is_in_recovery()")
+    assert in_recovery is False
+
+
+@pytest.mark.parametrize("endpoint", [endpoints.haproxy_ro, endpoints.traefik_ro], ids=["haproxy-5001", "traefik-5501"])
+def test_read_paths_reach_a_replica(write_paths_stacks, endpoint):
+    in_recovery, = query_one(endpoint(), "SELECT pg_is_in_recovery()")
+    assert in_recovery is True
+
+
+def test_readonly_user_cannot_write_even_on_the_primary(write_paths_stacks):
+    ep = endpoints.haproxy()
+    ro = endpoints.Endpoint("haproxy-as-readonly", "patroni", ep.host, ep.port, user=endpoints.RO_USER,
+                            password=endpoints.RO_PASSWORD)
+    with psycopg.connect(**ro.conninfo(), autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) >= 0 FROM probe.writes").fetchone()[0]
+        with pytest.raises((pgerrors.ReadOnlySqlTransaction, pgerrors.InsufficientPrivilege)):
+            conn.execute("INSERT INTO probe.writes (value, probe, run_id) VALUES (-1, 'smoke', 'smoke')")
+
+
+def test_traefik_api_lists_the_three_tcp_routers(write_paths_stacks):
+    """Regression for the seed's bug: /api/tcp/routers returned []."""
+    routers = {r["name"].split("@")[0]: r for r in health.traefik_routers()}
+    assert sorted(routers) == sorted(EXPECTED_TCP_ROUTERS)
+    assert all(r.get("status") == "enabled" for r in routers.values()), routers
+
+
+def test_traefik_citus_router_reaches_the_coordinator(write_paths_stacks, citus_stack):
+    name, = query_one(endpoints.traefik_citus(), "SELECT extname FROM pg_extension WHERE extname = 'citus'")
+    assert name == "citus"
+
+
+@pytest.mark.citus
+def test_citus_seed_data(citus_stack):
+    ep = endpoints.citus()
+    assert query_one(ep, "SELECT count(*) FROM distributed.users")[0] == CITUS_USERS
+    assert query_one(ep, "SELECT count(*) FROM distributed.events")[0] == CITUS_EVENTS
+    shards, = query_one(ep, "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'distributed.users'::regclass")
+    assert shards == CITUS_SHARDS
+    with psycopg.connect(**ep.conninfo(), autocommit=True) as conn:
+        per_node = conn.execute("""
+            SELECT nodename, count(*) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+              JOIN pg_dist_node n USING (groupid) WHERE logicalrelid = 'distributed.users'::regclass
+             GROUP BY nodename""").fetchall()
+    assert sorted(n for _, n in per_node) == [CITUS_SHARDS // 2, CITUS_SHARDS // 2], per_node
+
+
+def test_vector_search_returns_k_neighbours(vector_stack):
+    with psycopg.connect(**endpoints.vector().conninfo(), autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == VECTOR_ROWS
+        conn.execute("SET hnsw.ef_search = 40")
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT id FROM embeddings ORDER BY embedding <=> (SELECT embedding FROM embeddings WHERE id = 42) "
+            "LIMIT 10").fetchall())
+        rows = conn.execute("SELECT id FROM embeddings ORDER BY embedding <=> "
+                            "(SELECT embedding FROM embeddings WHERE id = 42) LIMIT 10").fetchall()
+    assert "embeddings_hnsw" in plan, plan
+    assert len(rows) == 10 and rows[0][0] == 42
+    assert VECTOR_DIM == 64
+
+
+def test_prometheus_scrapes_every_target(monitoring_stack):
+    targets = requests.get(f"http://127.0.0.1:{endpoints._port('DPG_PORT_PROMETHEUS', 9090)}/api/v1/targets",
+                           timeout=5).json()["data"]["activeTargets"]
+    jobs = {t["labels"]["job"] for t in targets}
+    assert {"patroni", "etcd", "haproxy", "traefik", "postgres", "redis"} <= jobs
+    down = [(t["labels"]["job"], t["labels"]["instance"]) for t in targets if t["health"] != "up"]
+    assert not down, down
