@@ -142,17 +142,25 @@ def testbed_image() -> str:
     """Build dpg/chaos-testbed once; the recipe label (Dockerfile + base image id) skips rebuilds."""
     base_id = CLIENT.images.get(BASE_IMAGE).id
     recipe = hashlib.sha256((DOCKERFILE + base_id).encode()).hexdigest()
+    old = None
     try:
-        if CLIENT.images.get(TESTBED_IMAGE).labels.get(RECIPE_LABEL) == recipe:
+        old = CLIENT.images.get(TESTBED_IMAGE)
+        if old.labels.get(RECIPE_LABEL) == recipe:
             return TESTBED_IMAGE
     except ImageNotFound:
         pass
     try:
-        CLIENT.images.build(fileobj=io.BytesIO(DOCKERFILE.encode()), tag=TESTBED_IMAGE, pull=False,
-                            rm=True, forcerm=True, labels={**LABELS, RECIPE_LABEL: recipe})
+        new, _ = CLIENT.images.build(fileobj=io.BytesIO(DOCKERFILE.encode()), tag=TESTBED_IMAGE,
+                                     pull=False, rm=True, forcerm=True,
+                                     labels={**LABELS, RECIPE_LABEL: recipe})
     except docker.errors.BuildError as e:
         tail = "".join(str(x.get("stream", x.get("error", ""))) for x in list(e.build_log)[-15:])
         pytest.fail(f"could not build {TESTBED_IMAGE}: {e}\n{tail}")
+    if old is not None and old.id != new.id:  # our previous build, now untagged
+        try:
+            CLIENT.images.remove(old.id)
+        except APIError:
+            pass
     return TESTBED_IMAGE
 
 

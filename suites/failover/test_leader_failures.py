@@ -13,7 +13,7 @@ import pytest
 from chaos.faults import Isolated, Killed, Paused, ProcessKilled, Stopped, Switchover
 from topology.names import ETCD_MEMBERS, PATRONI_NODES, container
 
-from .conftest import assert_failover_ok
+from .conftest import assert_failover_ok, async_loss_bound
 
 pytestmark = [pytest.mark.destructive, allure.parent_suite("failover"), allure.suite("leader failures")]
 
@@ -43,20 +43,23 @@ def test_postmaster_crash_fails_over(experiment):
     result = experiment("postmaster_crash").run(
         lambda leader, h: ProcessKilled(container(leader), pidfile="$PGDATA/postmaster.pid", history=h))
     assert result.new_leader != result.old_leader, "Patroni restarted PostgreSQL in place instead of failing over"
-    assert_failover_ok(result)
+    # asynchronous replication: a write acknowledged just before the crash may not have reached a replica
+    assert_failover_ok(result, allow_loss=async_loss_bound())
 
 
 @allure.title("hard kill of the leader container: failover bounded by ttl, no acknowledged write lost")
 def test_hard_kill_of_leader(experiment):
     result = experiment("hard_kill").run(lambda leader, h: Killed(container(leader), history=h))
-    assert_failover_ok(result)
+    assert_failover_ok(result, allow_loss=async_loss_bound())
 
 
 @allure.title("leader isolated from etcd and its peers demotes itself: no split brain")
 def test_isolated_leader_demotes(experiment):
     result = experiment("isolation", pin_leader=True).run(
         lambda leader, h: Isolated(container(leader), from_=others(leader), history=h))
-    assert_failover_ok(result)
+    # the isolated leader keeps acknowledging until it demotes (retry_timeout); with asynchronous replication
+    # those writes never reach a replica and are lost: bounded by maximum_lag_on_failover, zero in sync mode
+    assert_failover_ok(result, allow_loss=async_loss_bound())
 
 
 @allure.title("frozen leader (docker pause) must not accept writes after a new leader exists")

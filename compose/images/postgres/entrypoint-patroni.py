@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write /etc/patroni/patroni.yml from DPG_* environment variables, then exec Patroni.
+"""Write /etc/patroni/patroni.yml from DPG_* environment variables, then run Patroni.
 
 Timings are env-driven so suites can measure the same cluster with other settings; Patroni's own limits
 (ttl >= 20, loop_wait >= 1, retry_timeout >= 3, loop_wait + 2*retry_timeout <= ttl) are checked here so a
@@ -7,7 +7,10 @@ bad value fails at start with one clear line instead of a silently clamped setti
 """
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 
 env = os.environ.get
 
@@ -38,9 +41,7 @@ config = {
     "scope": env("DPG_SCOPE", "dpg"),
     "namespace": "/service/",
     "name": name,
-    # HAProxy's checks close their connection early; Patroni logs each as a WARNING with a traceback
-    # (harmless, see shared notes). Keep the REST server's own logger at ERROR so real problems stay visible.
-    "log": {"level": env("DPG_PATRONI_LOG_LEVEL", "INFO"), "loggers": {"patroni.api": "ERROR"}},
+    "log": {"level": env("DPG_PATRONI_LOG_LEVEL", "INFO")},
     "restapi": {"listen": "0.0.0.0:8008", "connect_address": f"{name}:8008"},
     "etcd3": {"hosts": env("DPG_ETCD_HOSTS", "etcd-1:2379,etcd-2:2379,etcd-3:2379").split(",")},
     "bootstrap": {
@@ -106,4 +107,21 @@ config = {
 os.makedirs("/etc/patroni", exist_ok=True)
 with open("/etc/patroni/patroni.yml", "w") as fh:
     json.dump(config, fh, indent=1)  # JSON is valid YAML
-os.execvp("patroni", ["patroni", "/etc/patroni/patroni.yml"])
+# Patroni runs as our child (dumb-init, PID 1, forwards SIGTERM to the whole process group). After a signalled
+# exit the container lingers DPG_STOP_LINGER_S seconds: while it still holds its IP, peers probing its REST API
+# get "connection refused" at once. Without it the address vanishes with the container and every candidate
+# waits out Patroni's hard-coded 2 s member-status timeout before it may promote (measured: +2 s per failover).
+stopping = []
+signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
+signal.signal(signal.SIGINT, lambda *_: stopping.append("SIGINT"))
+child = subprocess.Popen(["patroni", "/etc/patroni/patroni.yml"])
+while True:
+    try:
+        code = child.wait()
+        break
+    except InterruptedError:
+        continue
+linger = float(env("DPG_STOP_LINGER_S", "3"))
+if stopping and linger > 0:
+    time.sleep(linger)
+sys.exit(code if code >= 0 else 128 - code)
