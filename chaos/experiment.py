@@ -7,6 +7,7 @@ and leaves the evidence in Allure. Healing always happens before verification.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, ContextManager
@@ -29,6 +30,35 @@ from topology.waiting import wait_for
 
 #: a fault: given the current leader and the history for marks, a context manager that injects and heals
 FaultFactory = Callable[[str, History], ContextManager]
+
+
+class LeaderWatcher(threading.Thread):
+    """Poll the leader key in etcd and mark every change on the history, with its own timestamp.
+
+    Injections such as `docker stop` block for seconds; polling only after they return would date the
+    election late, so the watcher runs for the whole experiment."""
+
+    def __init__(self, cluster: PatroniCluster, history: History, *, every: float = 0.2):
+        super().__init__(name="leader-watcher", daemon=True)
+        self.cluster, self.history, self.every = cluster, history, every
+        self.stop_event = threading.Event()
+        self.changes: list[tuple[float, str | None]] = []   # (monotonic, leader or None)
+
+    def run(self) -> None:
+        last = object()
+        while not self.stop_event.is_set():
+            try:
+                leader = self.cluster.leader_in_dcs()
+            except Exception:  # noqa: BLE001 - etcd unreachable counts as "no leader seen"
+                leader = None
+            if leader != last:
+                self.changes.append((time.monotonic(), leader))
+                self.history.mark("dcs-leader", leader or "none", "leader key in etcd")
+                last = leader
+            self.stop_event.wait(self.every)
+
+    def first_leader_other_than(self, old: str, after: float) -> float | None:
+        return next((t for t, l in self.changes if t >= after and l and l != old), None)
 
 
 def node_of_ip() -> dict[str, str]:
@@ -108,7 +138,7 @@ class FailoverExperiment:
                             settings=self.settings, node_of=node_of_ip(),
                             max_seconds=TIMEOUTS.failover + TIMEOUTS.rejoin + 120)
         new_leader, elected_s = None, None
-        with workload.running() as history:
+        with workload.running() as history, self._watching(history) as watcher:
             for ep in self.entry_points:
                 assert workload.wait_acks(ep.name, 5, within=10), f"{ep.name}: no steady writes before the fault"
             with allure.step(f"inject + observe: {self.fault} on leader {old}"):
@@ -117,8 +147,9 @@ class FailoverExperiment:
                     if self.expect_new_leader:
                         new_leader = wait_for(lambda: (l := self.cluster.leader()) and l != old and l,
                                               within=TIMEOUTS.failover, what=f"a leader other than {old}", every=0.1)
-                        elected_s = time.monotonic() - injected_at
-                        history.mark("leader", new_leader, f"elected {elected_s:.1f}s after injection")
+                        seen = watcher.first_leader_other_than(old, injected_at) or time.monotonic()
+                        elected_s = seen - injected_at
+                        history.mark("leader", new_leader, f"in etcd {elected_s:.1f}s after injection")
                         self._wait_writes_resume(workload, history, within=TIMEOUTS.router_follow)
             with allure.step("heal, then verify the cluster is healthy again"):
                 healed_at = time.monotonic()
@@ -130,6 +161,16 @@ class FailoverExperiment:
             new_leader = self.cluster.leader()
         return self._verify(history, workload.run_id, old, new_leader, tl_before, elected_s, healthy_after,
                             injected_at)
+
+    @contextlib.contextmanager
+    def _watching(self, history: History):
+        watcher = LeaderWatcher(self.cluster, history)
+        watcher.start()
+        try:
+            yield watcher
+        finally:
+            watcher.stop_event.set()
+            watcher.join(timeout=5)
 
     def _wait_writes_resume(self, workload: Workload, history: History, *, within: float) -> None:
         for ep in self.entry_points:

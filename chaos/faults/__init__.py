@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..registry import active, heal_all, reap_leftovers
 from .base import Fault, FaultError, FaultEvent, HealError, RULE_TAG, Target
+from .config import Reconfigured
 from .containers import Killed, Paused, Stopped
 from .network import Disconnected, Isolated, Partitioned
 from .patroni import MaintenanceMode, PatroniAPI, PatroniError, Switchover, published_api_urls
@@ -26,6 +27,7 @@ FAULT_KINDS: tuple[type[Fault], ...] = (
     Toxic, ProxyDisabled,
     Switchover, MaintenanceMode,
     ServiceReloaded, ServiceRestarted,
+    Reconfigured,
 )
 
 __all__ = [
@@ -35,6 +37,6 @@ __all__ = [
     "Isolated", "Partitioned", "Disconnected",
     "Toxic", "ProxyDisabled",
     "PatroniAPI", "PatroniError", "published_api_urls", "Switchover", "MaintenanceMode",
-    "ServiceReloaded", "ServiceRestarted",
+    "ServiceReloaded", "ServiceRestarted", "Reconfigured",
     "active", "heal_all", "reap_leftovers",
 ]

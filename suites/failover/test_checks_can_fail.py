@@ -1,0 +1,48 @@
+"""The suite's own checks must be able to go red: a deliberately bad router setting is caught.
+
+(The checkers' ability to flag loss, duplicates and split brain is proven on hand-made histories in
+suites/unit/test_checker.py; this is the end-to-end half, against the running cluster.)
+"""
+from __future__ import annotations
+
+import time
+
+import allure
+import pytest
+
+from chaos.checker import write_gap
+from chaos.experiment import node_of_ip
+from chaos.faults import Reconfigured
+from chaos.probes import Workload
+from reports import evidence
+from topology import endpoints, health
+from topology.health import assert_healthy, haproxy_backend
+from topology.timeouts import TIMEOUTS
+from topology.waiting import wait_for
+
+pytestmark = [pytest.mark.destructive, allure.parent_suite("failover"), allure.suite("checks can fail")]
+
+
+@allure.title("HAProxy checking /health instead of /primary is caught: gate red, writes refused by replicas")
+def test_misrouting_haproxy_is_caught(write_paths_stacks):
+    client = write_paths_stacks
+    with allure.step("steady state"):
+        assert_healthy(client, ["patroni"])
+    with Reconfigured("patroni", {"DPG_HAPROXY_RW_CHECK": "/health"}):
+        with allure.step("HAProxy now marks every node UP for writes"):
+            wait_for(lambda: sum(s.startswith("UP") for s in haproxy_backend("primary").values()) == 3,
+                     within=TIMEOUTS.router_follow * 2, what="3 servers UP in the RW backend")
+        with allure.step("the health gate names the problem"):
+            problems = health.problems(client, "patroni")
+            assert any("HAProxy RW backend" in p for p in problems), problems
+        with allure.step("writes through HAProxy hit read-only replicas"):
+            workload = Workload([endpoints.haproxy()], node_of=node_of_ip(), max_seconds=30)
+            with workload.running() as history:
+                time.sleep(3)
+            evidence.attach_history("misrouted haproxy", history)
+            refused = [o for o in history.ops(probe="haproxy", outcome="fail") if "ReadOnly" in (o.error or "")]
+            gap = write_gap(history, "haproxy")
+            evidence.attach_json("gap", gap.to_dict())
+            assert refused, "no write was refused by a replica: the misrouting went unnoticed"
+    with allure.step("healed: the gate is green again"):
+        assert_healthy(client, ["patroni", "pgbouncer", "traefik"], within=TIMEOUTS.cluster_ready)
