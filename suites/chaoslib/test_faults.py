@@ -12,6 +12,7 @@ import io
 import json
 import os
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -87,6 +89,16 @@ def sh(c, *argv: str) -> tuple[int, str]:
     return r.exit_code, (r.output or b"").decode("utf-8", "replace")
 
 
+def read(c, *argv: str, complete=bool) -> tuple[int, str]:
+    """`sh` for reads: Docker now and then loses a short exec's output (exit 0, b""); re-read."""
+    for _ in range(10):
+        rc, out = sh(c, *argv)
+        if rc != 0 or complete(out):
+            return rc, out
+        time.sleep(0.05)
+    raise AssertionError(f"no plausible output from {argv} in {c.name} after 10 tries")
+
+
 def ip_of(c) -> str:
     c.reload()
     return c.attrs["NetworkSettings"]["Networks"][TESTBED_NET]["IPAddress"]
@@ -103,7 +115,7 @@ def tcp_outcome(src, dst_ip: str, port: int) -> str:
 
 
 def tagged_rules(c) -> list[str]:
-    rc, out = sh(c, "iptables", "-w", "5", "-S")
+    rc, out = read(c, "iptables", "-w", "5", "-S", complete=lambda out: "-P INPUT" in out)
     assert rc == 0, out
     return [line for line in out.splitlines() if registry.RULE_TAG in line]
 
@@ -127,11 +139,16 @@ class FakeHistory:
 # ---------------------------------------------------------------------------------------- fixtures
 
 
+def _our_containers() -> list:
+    found = CLIENT.containers.list(all=True, ignore_removed=True,
+                                   filters={"label": f"{MANAGED_LABEL}=true", "name": PREFIX})
+    return [c for c in found if c.name.startswith(PREFIX)]
+
+
 def _remove_stale() -> None:
     """Leftovers of an earlier, killed run of this module (only our own dpg-testbed-* objects)."""
-    for c in CLIENT.containers.list(all=True, filters={"label": f"{MANAGED_LABEL}=true"}):
-        if c.name.startswith(PREFIX):
-            c.remove(force=True)
+    for c in _our_containers():
+        c.remove(force=True)
     for n in CLIENT.networks.list(names=[TESTBED_NET]):
         if n.name == TESTBED_NET and (n.attrs.get("Labels") or {}).get(MANAGED_LABEL) == "true":
             n.remove()
@@ -181,9 +198,8 @@ def testnet():
     try:
         yield net
     finally:
-        for c in CLIENT.containers.list(all=True, filters={"label": f"{MANAGED_LABEL}=true"}):
-            if c.name.startswith(PREFIX):
-                c.remove(force=True)
+        for c in _our_containers():
+            c.remove(force=True)
         net.remove()
 
 
@@ -266,6 +282,16 @@ def test_paused_then_unpaused_even_when_the_body_raises(bed):
     assert status(b) == "running"
 
 
+def test_a_pause_healed_at_once_still_unpauses(bed):
+    """runc can refuse an unpause that follows a pause too closely ("cannot resume a running
+    process"); the heal retries until the freezer has settled."""
+    a = bed["a"]
+    for _ in range(10):
+        with Paused(a):
+            pass
+        assert status(a) == "running"
+
+
 def test_heal_is_idempotent_and_safe_when_nothing_is_broken(bed):
     a, b = bed["a"], bed["b"]
     p, i = Paused(a), Isolated(a, from_=[b])
@@ -307,6 +333,10 @@ def test_service_restarted_and_reloaded_leave_it_running(bed):
         pass
     a.reload()
     assert a.status == "running" and a.attrs["State"]["StartedAt"] != started
+    # docker-init drops signals until it has spawned its child: wait for `sleep` first
+    deadline = time.monotonic() + 10
+    while sh(a, "pgrep", "-x", "sleep")[0] != 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
     # `sleep` has no SIGHUP handler: the reload kills it, the heal brings the container back
     with ServiceReloaded(a, signal="SIGHUP") as f:
         pass
@@ -323,11 +353,11 @@ def _spawn_victim(c, comm: str = "victimproc") -> int:
                  f'mkdir -p "$PIDDIR" && cp /bin/sleep /tmp/{comm} && '
                  f'(/tmp/{comm} 1000 >/dev/null 2>&1 & echo $! > "$PIDDIR/victim.pid")')
     assert rc == 0, out
-    return int(sh(c, "sh", "-c", 'cat "$PIDDIR/victim.pid"')[1])
+    return int(read(c, "sh", "-c", 'cat "$PIDDIR/victim.pid"')[1])
 
 
 def _alive(c, pid: int) -> bool:
-    rc, out = sh(c, "ps", "-o", "stat=", "-p", str(pid))
+    rc, out = read(c, "ps", "-o", "stat=", "-p", str(pid))
     return rc == 0 and not out.strip().startswith("Z")
 
 
@@ -431,6 +461,40 @@ def test_heal_all_heals_every_active_fault(bed):
     i.__exit__(None, None, None)
 
 
+class LossyIptables:
+    """A stand-in container whose exec loses the output of every other `iptables -S`, like Docker
+    does now and then for short execs."""
+
+    name = "lossy"
+
+    def __init__(self) -> None:
+        self.rules = ['-A INPUT -s 10.0.0.2/32 -m comment --comment "dpg-chaos:isolated-1" -j DROP',
+                      '-A OUTPUT -d 10.0.0.2/32 -m comment --comment "dpg-chaos:isolated-1" -j DROP',
+                      '-A INPUT -s 10.0.0.9/32 -m comment --comment "someone-else" -j DROP']
+        self.listings = 0
+
+    def exec_run(self, cmd, **_):
+        args = cmd[3:]  # drop "iptables -w 5"
+        if args == ["-S"]:
+            self.listings += 1
+            out = "" if self.listings % 2 else "\n".join(["-P INPUT ACCEPT", *self.rules])
+            return SimpleNamespace(exit_code=0, output=out.encode())
+        assert args[0] == "-D"
+        line = shlex.join(["-A", *args[1:]])
+        match = [r for r in self.rules if shlex.split(r) == shlex.split(line)]
+        if not match:
+            return SimpleNamespace(exit_code=1, output=b"Bad rule (does a matching rule exist in that chain?)")
+        self.rules.remove(match[0])
+        return SimpleNamespace(exit_code=0, output=b"")
+
+
+def test_rule_removal_survives_lost_exec_output():
+    c = LossyIptables()
+    removed = registry.delete_tagged_rules(c, "dpg-chaos:isolated-1")
+    assert len(removed) == 2
+    assert c.rules == ['-A INPUT -s 10.0.0.9/32 -m comment --comment "someone-else" -j DROP']
+
+
 def _chaos_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "chaos", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
@@ -451,7 +515,7 @@ def test_cli_heal_reaps_what_a_killed_run_left_behind(bed):
     assert f"unpaused container {b.name}" in r.stdout
     assert f"deleted iptables rule in {a.name}" in r.stdout and "leftover-123" in r.stdout
     assert status(b) == "running" and tagged_rules(a) == []
-    assert "192.0.2.1" in sh(a, "iptables", "-S")[1]
+    assert "192.0.2.1" in read(a, "iptables", "-S", complete=lambda out: "-P INPUT" in out)[1]
     sh(a, "iptables", "-w", "5", "-D", "INPUT", "-s", "192.0.2.1", "-j", "DROP")
     again = _chaos_cli("heal", "--prefix", PREFIX)
     assert again.returncode == 0 and again.stdout.strip() == "nothing to heal"
