@@ -1,0 +1,81 @@
+"""Pure parts of topology/ and chaos/ that need no Docker: stack resolution, SLOs, timeouts, probe sequence."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from chaos import slo
+from chaos.probes import Sequence, describe
+from topology import timeouts
+from topology.errors import TopologyError
+from topology.stacks import resolve
+
+pytestmark = pytest.mark.unit
+
+
+def test_resolve_adds_dependencies_in_start_order():
+    assert [s.name for s in resolve(["monitoring"])] == ["patroni", "vector", "redis", "monitoring"]
+    assert [s.name for s in resolve(["pgbouncer"])] == ["patroni", "pgbouncer"]
+
+
+def test_resolve_rejects_unknown_stack_in_one_line():
+    with pytest.raises(TopologyError, match="unknown stack nope; known: patroni"):
+        resolve(["nope"])
+
+
+def test_published_port_must_be_a_number(monkeypatch):
+    monkeypatch.setenv("DPG_PORT_PGBOUNCER", "sixty")
+    with pytest.raises(TopologyError, match="DPG_PORT_PGBOUNCER='sixty' is not a port number"):
+        resolve(["pgbouncer"])[1].published_ports()
+
+
+def test_slo_resolves_ttl_and_env_overrides(monkeypatch):
+    monkeypatch.setenv("DPG_TTL", "30")
+    assert slo.bound("hard_kill", "haproxy").bound_ms == 30_000 + 3_500
+    monkeypatch.setenv("DPG_SLO_SWITCHOVER_HAPROXY", "2500")
+    got = slo.bound("switchover", "haproxy")
+    assert (got.bound_ms, got.source) == (2500, "env DPG_SLO_SWITCHOVER_HAPROXY")
+    assert slo.bound("switchover", "traefik").bound_ms == 3000
+
+
+def test_slo_unknown_pair_and_bad_value_are_clear(monkeypatch, tmp_path):
+    with pytest.raises(TopologyError, match="no SLO for fault 'meteor'"):
+        slo.bound("meteor", "haproxy")
+    bad = tmp_path / "slo.yaml"
+    bad.write_text("faults:\n  switchover:\n    haproxy: soon\n")
+    monkeypatch.setenv("DPG_SLO_FILE", str(bad))
+    with pytest.raises(TopologyError, match="neither a number of ms nor 'ttl\\+<ms>'"):
+        slo.load()
+
+
+def test_timeouts_env_override_and_ci_multiplier(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.delenv("DPG_TIMEOUT_MULTIPLIER", raising=False)
+    monkeypatch.setenv("DPG_TIMEOUTS", '{"failover": 10}')
+    t = timeouts._load()
+    assert t.failover == 20 and t.switchover == timeouts.Timeouts().switchover * 2
+    monkeypatch.setenv("DPG_TIMEOUTS", '{"failovr": 10}')
+    with pytest.raises(TopologyError, match="unknown timeout"):
+        timeouts._load()
+
+
+def test_sequence_is_unique_across_threads():
+    seq, seen, lock = Sequence(), [], threading.Lock()
+
+    def take():
+        for _ in range(500):
+            v = seq.next()
+            with lock:
+                seen.append(v)
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seen) == list(range(1, 2001))
+
+
+def test_describe_keeps_class_and_first_line():
+    assert describe(ValueError("boom\nsecond line")) == "ValueError: boom"
