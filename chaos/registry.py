@@ -143,7 +143,7 @@ def _on_signal(signum: int, frame: Any) -> None:
 # ------------------------------------------------------------------------------------------- reaper
 
 
-def _iptables_rule_deletions(rules: str, tag: str = RULE_TAG) -> list[list[str]]:
+def tagged_rule_deletions(rules: str, tag: str = RULE_TAG) -> list[list[str]]:
     """`iptables -S` output -> argv tails that delete exactly the rules whose comment carries `tag`."""
     out: list[list[str]] = []
     for line in rules.splitlines():
@@ -159,21 +159,31 @@ def _iptables_rule_deletions(rules: str, tag: str = RULE_TAG) -> list[list[str]]
     return out
 
 
-def delete_tagged_rules(c: Any, tag: str) -> list[str]:
+def delete_tagged_rules(c: Any, tag: str, *, passes: int = 3) -> list[str]:
     """Delete every iptables rule in `c` (filter table) whose comment is `tag` or starts with `tag:`.
 
-    Returns the deleted rules as `iptables -S` lines. Raises FaultError when iptables cannot run.
+    Lists, deletes, and lists again until no tagged rule is left (at most `passes` rounds), so the
+    result is verified rather than assumed. Returns the deleted rules as `iptables -S` lines.
+    Raises FaultError when iptables cannot run or a rule will not go away.
     """
     from chaos.faults.base import FaultError, exec_root
 
-    _, rules = _iptables_list(c)
     removed: list[str] = []
-    for argv in _iptables_rule_deletions(rules, tag):
-        rc, out = exec_root(c, ["iptables", "-w", "5", *argv], check=False)
-        if rc == 0:
-            removed.append(shlex.join(["-A", *argv[1:]]))
-        elif "does a matching rule exist" not in out:  # anything but "already gone" is a failure
-            raise FaultError(f"iptables {shlex.join(argv)} failed in {c.name} (exit {rc}): {out}")
+    for _ in range(passes):
+        _, rules = iptables_listing(c)
+        deletions = tagged_rule_deletions(rules, tag)
+        if not deletions:
+            return removed
+        for argv in deletions:
+            rc, out = exec_root(c, ["iptables", "-w", "5", *argv], check=False)
+            if rc == 0:
+                removed.append(shlex.join(["-A", *argv[1:]]))
+            elif "does a matching rule exist" not in out:  # anything but "already gone" is a failure
+                raise FaultError(f"iptables {shlex.join(argv)} failed in {c.name} (exit {rc}): {out}")
+    _, rules = iptables_listing(c)
+    left = tagged_rule_deletions(rules, tag)
+    if left:
+        raise FaultError(f"{len(left)} iptables rule(s) tagged {tag} survive in {c.name}: {left}")
     return removed
 
 
@@ -204,7 +214,11 @@ def reap_leftovers(
     client = client or docker.from_env()
     lines: list[str] = []
     scoped = name_prefix is not None
-    cs = client.containers.list(all=True, filters={"label": f"{MANAGED_LABEL}=true"})
+    filters: dict[str, Any] = {"label": f"{MANAGED_LABEL}=true"}
+    if scoped:
+        filters["name"] = name_prefix
+    # others' containers come and go between the list and the per-container inspect
+    cs = client.containers.list(all=True, filters=filters, ignore_removed=True)
     if scoped:
         cs = [c for c in cs if c.name.startswith(name_prefix)]
     cs.sort(key=lambda c: c.name)
@@ -216,7 +230,9 @@ def reap_leftovers(
             lines.append(f"would unpause container {c.name}")
             continue
         try:
-            c.unpause()
+            from chaos.faults.containers import unpause
+
+            unpause(c)
             lines.append(f"unpaused container {c.name}")
         except (APIError, NotFound) as e:
             lines.append(f"could not unpause container {c.name}: {e}")
@@ -230,8 +246,8 @@ def reap_leftovers(
             continue
         try:
             if dry_run:
-                _, rules = _iptables_list(c)
-                found = [shlex.join(["-A", *a[1:]]) for a in _iptables_rule_deletions(rules)]
+                _, rules = iptables_listing(c)
+                found = [shlex.join(["-A", *a[1:]]) for a in tagged_rule_deletions(rules)]
                 lines.extend(f"would delete iptables rule in {c.name}: {r}" for r in found)
             else:
                 removed = delete_tagged_rules(c, RULE_TAG)
@@ -263,10 +279,12 @@ def reap_leftovers(
     return lines
 
 
-def _iptables_list(c: Any) -> tuple[int, str]:
+def iptables_listing(c: Any) -> tuple[int, str]:
+    """`iptables -S` of the filter table; a complete listing always shows the INPUT policy."""
     from chaos.faults.base import exec_root
 
-    return exec_root(c, ["iptables", "-w", "5", "-S"], what="iptables -S")
+    return exec_root(c, ["iptables", "-w", "5", "-S"], what="iptables -S",
+                     expect=lambda rc, out: rc != 0 or "-P INPUT" in out)
 
 
 def _reap_toxiproxy(api: str, *, dry_run: bool = False) -> list[str]:

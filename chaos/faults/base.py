@@ -135,10 +135,24 @@ def reload_or_none(c: "Container") -> "Container | None":
         return None
 
 
-def exec_root(c: "Container", cmd: list[str], *, check: bool = True, what: str = "") -> tuple[int, str]:
-    """Run `cmd` (argv list, no shell) as root inside `c`; raise FaultError with the output if it fails."""
-    res = c.exec_run(cmd, user="root", stdout=True, stderr=True)
-    out = (res.output or b"").decode("utf-8", "replace").strip()
+def exec_root(c: "Container", cmd: list[str], *, check: bool = True, what: str = "",
+              expect=None, attempts: int = 5) -> tuple[int, str]:
+    """Run `cmd` (argv list, no shell) as root inside `c`; raise FaultError with the output if it fails.
+
+    Docker sometimes loses the output of a short-lived exec (observed: `iptables -S` returning b""
+    with exit 0). For reads, pass `expect(rc, out) -> bool`; the command is re-run (it must be
+    idempotent) until its output looks complete, up to `attempts` times.
+    """
+    for attempt in range(attempts if expect else 1):
+        res = c.exec_run(cmd, user="root", stdout=True, stderr=True)
+        out = (res.output or b"").decode("utf-8", "replace").strip()
+        if expect is None or expect(res.exit_code, out):
+            break
+        log.debug("exec %s in %s: implausible output %r (attempt %d)", cmd, c.name, out, attempt + 1)
+        time.sleep(0.05 * (attempt + 1))
+    else:
+        raise FaultError(f"{what or 'command'} in {c.name} gave no plausible output after {attempts} "
+                         f"tries: {' '.join(cmd)}: exit {res.exit_code}: {out!r}")
     if check and res.exit_code != 0:
         raise FaultError(
             f"{what or 'command'} failed in {c.name} (exit {res.exit_code}): {' '.join(cmd)}: {out}"

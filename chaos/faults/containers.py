@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from .base import (
     STARTABLE,
@@ -17,6 +18,25 @@ from .base import (
 log = logging.getLogger("dpg.chaos")
 
 
+def unpause(c, *, within: float = 10.0) -> bool:
+    """Unpause `c` if it is paused; True if it was. Retries while the freezer is still settling:
+    an unpause right after a pause can fail with "cannot resume a running process"."""
+    from docker.errors import APIError
+
+    deadline = time.monotonic() + within
+    while True:
+        if reload_or_none(c) is None or c.status != "paused":
+            return False
+        try:
+            c.unpause()
+            return True
+        except APIError as e:
+            if time.monotonic() >= deadline:
+                raise
+            log.debug("unpause %s failed (%s); retrying", c.name, e.explanation or e)
+            time.sleep(0.2)
+
+
 def ensure_running(c) -> str:
     """Start `c` if it is stopped; unpause if paused. Returns what was done ("" if nothing)."""
     c = reload_or_none(c)
@@ -25,7 +45,7 @@ def ensure_running(c) -> str:
     if c.status == "restarting":  # a restart policy is already bringing it back
         wait_until(lambda: reload_or_none(c) is None or c.status != "restarting", within=15)
     if c.status == "paused":
-        c.unpause()
+        unpause(c)
         return "unpaused"
     if c.status in STARTABLE:
         c.start()
@@ -120,6 +140,4 @@ class Paused(Fault):
     def heal(self) -> None:
         if self._c is None:
             return
-        c = reload_or_none(self._c)
-        if c is not None and c.status == "paused":
-            c.unpause()
+        unpause(self._c)

@@ -81,8 +81,9 @@ def drop_rules(peers: Iterable[str], ports: Sequence[int] | None, tag: str) -> l
     return rules
 
 
-def add_rules(c, rules: list[list[str]]) -> None:
-    """Add all rules in one exec (`set -e`: stops at the first failure; the caller heals by tag)."""
+def add_rules(c, rules: list[list[str]], tag: str) -> None:
+    """Add all rules in one exec (`set -e`: stops at the first failure; the caller heals by tag),
+    then check they are all in place: a fault must not claim a cut that did not happen."""
     if not rules:
         return
     script = "set -e\n" + "\n".join(shlex.join(["iptables", "-w", "5", *r]) for r in rules)
@@ -90,6 +91,10 @@ def add_rules(c, rules: list[list[str]]) -> None:
         exec_root(c, ["sh", "-c", script], what="adding iptables rules")
     except FaultError as e:
         raise FaultError(f"{e} (the image needs iptables and the container cap_add NET_ADMIN)") from e
+    _, listing = registry.iptables_listing(c)
+    found = len(registry.tagged_rule_deletions(listing, tag))
+    if found != len(rules):
+        raise FaultError(f"{c.name}: {found} of {len(rules)} iptables rules tagged {tag} in place")
 
 
 def remove_rules(c, tag: str) -> list[str]:
@@ -145,7 +150,7 @@ class Isolated(Fault):
             raise FaultError(f"{self.describe()}: no peer address to isolate from")
         self.rules = drop_rules(ips, self.ports, self.tag)
         self._c = c
-        add_rules(c, self.rules)
+        add_rules(c, self.rules, self.tag)
 
     def heal(self) -> None:
         if self._c is not None:
@@ -191,7 +196,7 @@ class Partitioned(Fault):
                 plan.append((c, drop_rules(others, self.ports, self.tag)))
         for c, rules in plan:
             self._members.append(c)
-            add_rules(c, rules)
+            add_rules(c, rules, self.tag)
 
     def heal(self) -> None:
         errors = []

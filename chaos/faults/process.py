@@ -39,11 +39,13 @@ class ProcessKilled(Fault):
     def _find_pid(self, c) -> int:
         if self.pidfile:
             # double quotes: $PGDATA etc. expand inside the container, nothing else does (_SAFE_PATH)
-            rc, out = exec_root(c, ["sh", "-c", f'head -n 1 -- "{self.pidfile}"'], check=False)
+            rc, out = exec_root(c, ["sh", "-c", f'head -n 1 -- "{self.pidfile}"'], check=False,
+                                expect=lambda rc, out: rc != 0 or bool(out))
             if rc != 0:
                 raise FaultError(f"cannot read pid file {self.pidfile} in {c.name}: {out}")
         else:
-            rc, out = exec_root(c, ["pgrep", "-o", "-x", self.name], check=False)
+            rc, out = exec_root(c, ["pgrep", "-o", "-x", self.name], check=False,
+                                expect=lambda rc, out: rc != 0 or bool(out))
             if rc == 1:
                 raise FaultError(f"no process named {self.name!r} in {c.name}")
             if rc != 0:
