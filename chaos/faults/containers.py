@@ -53,24 +53,37 @@ def ensure_running(c) -> str:
     return ""
 
 
-class Killed(Fault):
+class ContainerFault(Fault):
+    """A fault on one container: keeps the target, the resolved container and what heal did."""
+
+    #: what `healed_detail` says when heal found nothing to do
+    nothing_done = "already running"
+
+    def __init__(self, container: Target, *, history=None) -> None:
+        super().__init__(history=history)
+        self.target = container
+        self._c = None
+        self._healed = ""
+
+    def targets(self) -> str:
+        return target_name(self.target)
+
+    def healed_detail(self) -> str:
+        return f"{self.describe()}: {self._healed or self.nothing_done}"
+
+
+class Killed(ContainerFault):
     """Kill the container's PID 1 with a signal (crash, no shutdown); heal starts it again if it is down."""
 
     def __init__(self, container: Target, signal: str | int = "SIGKILL", restart: bool = True, *,
                  timeout: float = 10.0, history=None) -> None:
-        super().__init__(history=history)
-        self.target = container
+        super().__init__(container, history=history)
         self.signal = signal_name(signal)
         self.restart = restart
         self.timeout = timeout
-        self._c = None
-        self._healed = ""
 
     def describe(self) -> str:
         return f"Killed({target_name(self.target)}, {self.signal})"
-
-    def targets(self) -> str:
-        return target_name(self.target)
 
     def inject(self) -> None:
         self._c = resolve(self.target)
@@ -87,25 +100,16 @@ class Killed(Fault):
             return
         self._healed = ensure_running(self._c)
 
-    def healed_detail(self) -> str:
-        return f"{self.describe()}: {self._healed or 'already running'}"
 
-
-class Stopped(Fault):
+class Stopped(ContainerFault):
     """Gracefully stop the container (`docker stop`: SIGTERM, SIGKILL after `timeout`); heal starts it."""
 
     def __init__(self, container: Target, timeout: int = 10, *, history=None) -> None:
-        super().__init__(history=history)
-        self.target = container
+        super().__init__(container, history=history)
         self.timeout = timeout
-        self._c = None
-        self._healed = ""
 
     def describe(self) -> str:
         return f"Stopped({target_name(self.target)}, timeout={self.timeout}s)"
-
-    def targets(self) -> str:
-        return target_name(self.target)
 
     def inject(self) -> None:
         self._c = resolve(self.target)
@@ -115,23 +119,12 @@ class Stopped(Fault):
         if self._c is not None:
             self._healed = ensure_running(self._c)
 
-    def healed_detail(self) -> str:
-        return f"{self.describe()}: {self._healed or 'already running'}"
 
-
-class Paused(Fault):
+class Paused(ContainerFault):
     """Freeze every process of the container (cgroup freezer, Jepsen hammer-time); heal unpauses it."""
-
-    def __init__(self, container: Target, *, history=None) -> None:
-        super().__init__(history=history)
-        self.target = container
-        self._c = None
 
     def describe(self) -> str:
         return f"Paused({target_name(self.target)})"
-
-    def targets(self) -> str:
-        return target_name(self.target)
 
     def inject(self) -> None:
         self._c = resolve(self.target)

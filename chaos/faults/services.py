@@ -3,30 +3,26 @@ from __future__ import annotations
 
 import time
 
-from .base import Fault, Target, reload_or_none, resolve, signal_name, target_name, wait_until
-from .containers import ensure_running
+from .base import Target, reload_or_none, resolve, signal_name, target_name, wait_until
+from .containers import ContainerFault, ensure_running
 
 
-class ServiceReloaded(Fault):
+class ServiceReloaded(ContainerFault):
     """Send a reload signal (SIGHUP, SIGUSR2...) to the container's PID 1; heal makes sure it still runs."""
+
+    nothing_done = "still running"
 
     def __init__(self, container: Target, signal: str | int = "SIGHUP", *, settle: float = 2.0,
                  history=None) -> None:
-        super().__init__(history=history)
-        self.target = container
+        super().__init__(container, history=history)
         self.signal = signal_name(signal)
         #: a reload that crashes the service shows within this many seconds of the signal; a heal
         #: that comes sooner watches the container until then before deciding it survived.
         self.settle = settle
-        self._c = None
         self._sent_at = 0.0
-        self._healed = ""
 
     def describe(self) -> str:
         return f"ServiceReloaded({target_name(self.target)}, {self.signal})"
-
-    def targets(self) -> str:
-        return target_name(self.target)
 
     def inject(self) -> None:
         self._c = resolve(self.target)
@@ -42,25 +38,18 @@ class ServiceReloaded(Fault):
                        within=left)
         self._healed = ensure_running(self._c)
 
-    def healed_detail(self) -> str:
-        return f"{self.describe()}: {self._healed or 'still running'}"
 
-
-class ServiceRestarted(Fault):
+class ServiceRestarted(ContainerFault):
     """Restart the container (`docker restart`: stop with `timeout`, then start); heal ensures it runs."""
 
+    nothing_done = "running"
+
     def __init__(self, container: Target, timeout: int = 10, *, history=None) -> None:
-        super().__init__(history=history)
-        self.target = container
+        super().__init__(container, history=history)
         self.timeout = timeout
-        self._c = None
-        self._healed = ""
 
     def describe(self) -> str:
         return f"ServiceRestarted({target_name(self.target)}, timeout={self.timeout}s)"
-
-    def targets(self) -> str:
-        return target_name(self.target)
 
     def inject(self) -> None:
         self._c = resolve(self.target)
@@ -69,6 +58,3 @@ class ServiceRestarted(Fault):
     def heal(self) -> None:
         if self._c is not None:
             self._healed = ensure_running(self._c)
-
-    def healed_detail(self) -> str:
-        return f"{self.describe()}: {self._healed or 'running'}"
