@@ -1,14 +1,12 @@
 """Entry points a client can use to reach the DPG databases, as libpq connection parameters on 127.0.0.1."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from .stacks import port
 from .names import DB_NAME, DB_PASSWORD, DB_USER, PATRONI_NODES, RO_PASSWORD, RO_USER, SUPERUSER_PASSWORD
 
 
-def _port(env: str, default: int) -> int:
-    return int(os.environ.get(env, default))
 
 
 @dataclass(frozen=True)
@@ -33,12 +31,12 @@ class Endpoint:
 
 def node_port(node: str) -> int:
     i = PATRONI_NODES.index(node) + 1
-    return _port(f"DPG_PORT_PATRONI_{i}", 5432 + i)
+    return port(f"DPG_PORT_PATRONI_{i}")
 
 
 def node_api_port(node: str) -> int:
     i = PATRONI_NODES.index(node) + 1
-    return _port(f"DPG_PORT_PATRONI_{i}_API", 8007 + i)
+    return port(f"DPG_PORT_PATRONI_{i}_API")
 
 
 def patroni_api(node: str) -> str:
@@ -46,29 +44,29 @@ def patroni_api(node: str) -> str:
 
 
 def haproxy() -> Endpoint:
-    return Endpoint("haproxy", "patroni", "127.0.0.1", str(_port("DPG_PORT_HAPROXY_RW", 5000)))
+    return Endpoint("haproxy", "patroni", "127.0.0.1", str(port("DPG_PORT_HAPROXY_RW")))
 
 
 def haproxy_ro() -> Endpoint:
-    return Endpoint("haproxy-ro", "patroni", "127.0.0.1", str(_port("DPG_PORT_HAPROXY_RO", 5001)),
+    return Endpoint("haproxy-ro", "patroni", "127.0.0.1", str(port("DPG_PORT_HAPROXY_RO")),
                     user=RO_USER, password=RO_PASSWORD)
 
 
 def traefik() -> Endpoint:
-    return Endpoint("traefik", "traefik", "127.0.0.1", str(_port("DPG_PORT_TRAEFIK_RW", 5500)))
+    return Endpoint("traefik", "traefik", "127.0.0.1", str(port("DPG_PORT_TRAEFIK_RW")))
 
 
 def traefik_ro() -> Endpoint:
-    return Endpoint("traefik-ro", "traefik", "127.0.0.1", str(_port("DPG_PORT_TRAEFIK_RO", 5501)),
+    return Endpoint("traefik-ro", "traefik", "127.0.0.1", str(port("DPG_PORT_TRAEFIK_RO")),
                     user=RO_USER, password=RO_PASSWORD)
 
 
 def traefik_citus() -> Endpoint:
-    return Endpoint("traefik-citus", "traefik", "127.0.0.1", str(_port("DPG_PORT_TRAEFIK_CITUS", 5502)))
+    return Endpoint("traefik-citus", "traefik", "127.0.0.1", str(port("DPG_PORT_TRAEFIK_CITUS")))
 
 
 def pgbouncer() -> Endpoint:
-    return Endpoint("pgbouncer", "pgbouncer", "127.0.0.1", str(_port("DPG_PORT_PGBOUNCER", 6432)))
+    return Endpoint("pgbouncer", "pgbouncer", "127.0.0.1", str(port("DPG_PORT_PGBOUNCER")))
 
 
 def multihost() -> Endpoint:
@@ -86,13 +84,13 @@ def node(name: str, *, superuser: bool = False) -> Endpoint:
 
 
 def vector() -> Endpoint:
-    return Endpoint("vector", "vector", "127.0.0.1", str(_port("DPG_PORT_VECTOR", 5432)))
+    return Endpoint("vector", "vector", "127.0.0.1", str(port("DPG_PORT_VECTOR")))
 
 
 def citus(node_name: str = "citus-coordinator") -> Endpoint:
-    env = {"citus-coordinator": ("DPG_PORT_CITUS_COORDINATOR", 5440), "citus-worker-1": ("DPG_PORT_CITUS_WORKER_1", 5441),
-           "citus-worker-2": ("DPG_PORT_CITUS_WORKER_2", 5442)}[node_name]
-    return Endpoint(node_name, "citus", "127.0.0.1", str(_port(*env)))
+    env = {"citus-coordinator": "DPG_PORT_CITUS_COORDINATOR", "citus-worker-1": "DPG_PORT_CITUS_WORKER_1",
+           "citus-worker-2": "DPG_PORT_CITUS_WORKER_2"}[node_name]
+    return Endpoint(node_name, "citus", "127.0.0.1", str(port(env)))
 
 
 #: The entry points every failover scenario writes through.

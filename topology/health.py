@@ -17,6 +17,8 @@ import requests
 from . import endpoints
 from .names import PATRONI_NODES, container
 from .patroni import PatroniCluster
+from .seed import VECTOR_ROWS
+from .stacks import port
 from .timeouts import TIMEOUTS
 from .waiting import wait_for
 
@@ -31,8 +33,8 @@ def query_one(ep: endpoints.Endpoint, sql: str, *, timeout: int = 3):
 
 def haproxy_backend(backend: str = "primary") -> dict[str, str]:
     """Server -> status (UP/DOWN/...) of an HAProxy backend, from the stats CSV."""
-    port = endpoints._port("DPG_PORT_HAPROXY_STATS", 7000)
-    text = requests.get(f"http://127.0.0.1:{port}/;csv", timeout=2).text.lstrip("# ")
+    p = port("DPG_PORT_HAPROXY_STATS")
+    text = requests.get(f"http://127.0.0.1:{p}/;csv", timeout=2).text.lstrip("# ")
     rows = csv.DictReader(io.StringIO(text))
     return {r["svname"]: r["status"] for r in rows
             if r["pxname"] == backend and r["svname"] not in ("FRONTEND", "BACKEND")}
@@ -71,8 +73,8 @@ def pgbouncer_problems(client: docker.DockerClient) -> list[str]:
 
 
 def traefik_routers() -> list[dict]:
-    port = endpoints._port("DPG_PORT_TRAEFIK_API", 8080)
-    return requests.get(f"http://127.0.0.1:{port}/api/tcp/routers", timeout=2).json()
+    p = port("DPG_PORT_TRAEFIK_API")
+    return requests.get(f"http://127.0.0.1:{p}/api/tcp/routers", timeout=2).json()
 
 
 def traefik_problems(client: docker.DockerClient) -> list[str]:
@@ -86,28 +88,27 @@ def traefik_problems(client: docker.DockerClient) -> list[str]:
 
 
 def vector_problems(client: docker.DockerClient) -> list[str]:
-    from .seed import VECTOR_ROWS
     n, = query_one(endpoints.vector(), "SELECT count(*) FROM embeddings")
     return [] if n == VECTOR_ROWS else [f"vector DB holds {n} embeddings, expected {VECTOR_ROWS}"]
 
 
 def redis_problems(client: docker.DockerClient) -> list[str]:
-    port = endpoints._port("DPG_PORT_REDIS", 6379)
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+    p = port("DPG_PORT_REDIS")
+    with socket.create_connection(("127.0.0.1", p), timeout=2) as s:
         s.sendall(b"PING\r\n")
         reply = s.recv(64)
     return [] if reply.startswith(b"+PONG") else [f"Redis answered {reply!r} to PING"]
 
 
 def toxiproxy_problems(client: docker.DockerClient) -> list[str]:
-    port = endpoints._port("DPG_PORT_TOXIPROXY", 8474)
-    r = requests.get(f"http://127.0.0.1:{port}/version", timeout=2)
+    p = port("DPG_PORT_TOXIPROXY")
+    r = requests.get(f"http://127.0.0.1:{p}/version", timeout=2)
     return [] if r.ok else [f"fault proxy /version answered {r.status_code}"]
 
 
 def monitoring_problems(client: docker.DockerClient) -> list[str]:
-    port = endpoints._port("DPG_PORT_PROMETHEUS", 9090)
-    targets = requests.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=3).json()["data"]["activeTargets"]
+    p = port("DPG_PORT_PROMETHEUS")
+    targets = requests.get(f"http://127.0.0.1:{p}/api/v1/targets", timeout=3).json()["data"]["activeTargets"]
     if not targets:
         return ["Prometheus has no active targets yet"]
     return [f"Prometheus target {t['labels'].get('job')}/{t['labels'].get('instance')} is {t['health']}"
@@ -121,8 +122,8 @@ def citus_problems(client: docker.DockerClient) -> list[str]:
 
 
 def grafana_problems(client: docker.DockerClient) -> list[str]:
-    port = endpoints._port("DPG_PORT_GRAFANA", 3000)
-    r = requests.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
+    p = port("DPG_PORT_GRAFANA")
+    r = requests.get(f"http://127.0.0.1:{p}/api/health", timeout=2)
     return [] if r.ok else [f"Grafana /api/health answered {r.status_code}"]
 
 

@@ -93,9 +93,10 @@ def up(names: list[str] | None = None, *, build: bool = True, wait: bool = True)
         t0 = time.monotonic()
         say(f"{stack.name}: starting")
         compose.run(stack, "up", "-d", "--remove-orphans", env=compose_env(client, stack))
-        if wait:
-            health.wait_healthy(client, [stack.name], within=TIMEOUTS.stack_up) if stack.name not in seed.SEEDERS \
-                else _wait_seeded(client, stack)
+        if wait and stack.name in seed.SEEDERS:
+            _wait_seeded(client, stack)
+        elif wait:
+            health.wait_healthy(client, [stack.name], within=TIMEOUTS.stack_up)
         say(f"{stack.name}: healthy in {time.monotonic() - t0:.1f}s")
     say(f"up: {len(runnable)} stack(s) healthy in {time.monotonic() - started:.1f}s"
         + (f"; skipped: {', '.join(skipped)}" if skipped else ""))

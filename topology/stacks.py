@@ -36,14 +36,7 @@ class Stack:
         return os.environ.get(self.upstream_env) or self.upstream_default
 
     def published_ports(self) -> list[tuple[str, int]]:
-        out = []
-        for env, default in self.ports:
-            raw = os.environ.get(env, str(default))
-            try:
-                out.append((env, int(raw)))
-            except ValueError:
-                raise TopologyError(f"{env}={raw!r} is not a port number") from None
-        return out
+        return [(env, port(env)) for env, _ in self.ports]
 
 
 STACKS: dict[str, Stack] = {s.name: s for s in (
@@ -74,6 +67,19 @@ STACKS: dict[str, Stack] = {s.name: s for s in (
     Stack("grafana", ("grafana",), upstream_env="DPG_GRAFANA_IMAGE", upstream_default="grafana/grafana:11.3.0",
           needs=("monitoring",), ports=(("DPG_PORT_GRAFANA", 3000),)),
 )}
+
+#: Every published port's default, by its variable (the one source for endpoints and health gates).
+DEFAULT_PORTS: dict[str, int] = {env: default for st in STACKS.values() for env, default in st.ports}
+
+
+def port(env: str) -> int:
+    """The host port behind a DPG_PORT_* variable (its default unless the user set it)."""
+    raw = os.environ.get(env, str(DEFAULT_PORTS[env]))
+    try:
+        return int(raw)
+    except ValueError:
+        raise TopologyError(f"{env}={raw!r} is not a port number") from None
+
 
 #: Order in which `up` starts stacks (dependencies first).
 ORDER = ("patroni", "pgbouncer", "traefik", "vector", "redis", "toxiproxy", "citus", "monitoring", "grafana")

@@ -4,7 +4,6 @@ Leadership is read from Patroni's own `/cluster` view (the DCS), never inferred 
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Sequence
 
@@ -18,6 +17,7 @@ from tenacity import (
     wait_fixed,
 )
 
+from topology.endpoints import patroni_api
 from topology.names import PATRONI_NODES
 
 from .base import Fault, FaultError
@@ -26,12 +26,8 @@ LEADER_ROLES = ("leader", "standby_leader", "master", "primary")
 
 
 def published_api_urls() -> dict[str, str]:
-    """Host-side REST API URL of each Patroni node: patroni-N is published on 127.0.0.1:(8007+N).
-
-    The first port can be moved with `DPG_PATRONI_API_PORT` (default 8008).
-    """
-    first = int(os.environ.get("DPG_PATRONI_API_PORT", "8008"))
-    return {node: f"http://127.0.0.1:{first + i}" for i, node in enumerate(PATRONI_NODES)}
+    """Host-side REST API URL of each Patroni node (DPG_PORT_PATRONI_N_API, default 8007+N)."""
+    return {node: patroni_api(node) for node in PATRONI_NODES}
 
 
 class PatroniError(RuntimeError):

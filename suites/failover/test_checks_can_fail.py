@@ -6,6 +6,7 @@ suites/unit/test_checker.py; this is the end-to-end half, against the running cl
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import allure
 import pytest
@@ -36,13 +37,15 @@ def test_misrouting_haproxy_is_caught(write_paths_stacks):
             problems = health.problems(client, "patroni")
             assert any("HAProxy RW backend" in p for p in problems), problems
         with allure.step("writes through HAProxy hit read-only replicas"):
-            workload = Workload([endpoints.haproxy()], node_of=node_of_ip(), max_seconds=30)
+            # three writers: HAProxy balances their connections round-robin over the three "UP" servers,
+            # so at least two of them land on a replica (one writer alone may stick to the leader)
+            writers = [replace(endpoints.haproxy(), name=f"haproxy-{i}") for i in range(3)]
+            workload = Workload(writers, node_of=node_of_ip(), max_seconds=30)
             with workload.running() as history:
                 time.sleep(3)
             evidence.attach_history("misrouted haproxy", history)
-            refused = [o for o in history.ops(probe="haproxy", outcome="fail") if "ReadOnly" in (o.error or "")]
-            gap = write_gap(history, "haproxy")
-            evidence.attach_json("gap", gap.to_dict())
+            refused = [o for o in history.ops(outcome="fail") if "ReadOnly" in (o.error or "")]
+            evidence.attach_json("gaps", {w.name: write_gap(history, w.name).to_dict() for w in writers})
             assert refused, "no write was refused by a replica: the misrouting went unnoticed"
     with allure.step("healed: the gate is green again"):
         assert_healthy(client, ["patroni", "pgbouncer", "traefik"], within=TIMEOUTS.cluster_ready)

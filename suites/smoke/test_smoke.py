@@ -9,6 +9,7 @@ from psycopg import errors as pgerrors
 
 from topology import endpoints, health
 from topology.health import EXPECTED_TCP_ROUTERS, query_one
+from topology.stacks import port
 from topology.seed import CITUS_EVENTS, CITUS_SHARDS, CITUS_USERS, VECTOR_DIM, VECTOR_ROWS
 
 pytestmark = [pytest.mark.smoke, allure.parent_suite("smoke")]
@@ -88,7 +89,7 @@ def test_vector_search_returns_k_neighbours(vector_stack):
 
 
 def test_prometheus_scrapes_every_target(monitoring_stack):
-    targets = requests.get(f"http://127.0.0.1:{endpoints._port('DPG_PORT_PROMETHEUS', 9090)}/api/v1/targets",
+    targets = requests.get(f"http://127.0.0.1:{port('DPG_PORT_PROMETHEUS')}/api/v1/targets",
                            timeout=5).json()["data"]["activeTargets"]
     jobs = {t["labels"]["job"] for t in targets}
     assert {"patroni", "etcd", "haproxy", "traefik", "postgres", "redis"} <= jobs
