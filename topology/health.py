@@ -79,11 +79,14 @@ def traefik_routers() -> list[dict]:
 
 def traefik_problems(client: docker.DockerClient) -> list[str]:
     names = {r.get("name", "").split("@")[0] for r in traefik_routers()}
-    missing = [r for r in EXPECTED_TCP_ROUTERS if r not in names]
-    problems = [f"Traefik TCP router {r} missing from /api/tcp/routers" for r in missing]
-    in_recovery, = query_one(endpoints.traefik(), "SELECT pg_is_in_recovery()")
-    if in_recovery:
-        problems.append("Traefik 5500 does not reach the primary")
+    problems = [f"Traefik TCP router {r} missing from /api/tcp/routers" for r in EXPECTED_TCP_ROUTERS
+                if r not in names]
+    try:   # a missing router must still be named when routing through it fails too
+        in_recovery, = query_one(endpoints.traefik(), "SELECT pg_is_in_recovery()")
+        if in_recovery:
+            problems.append("Traefik 5500 does not reach the primary")
+    except psycopg.Error as exc:
+        problems.append(f"Traefik 5500 does not route: {type(exc).__name__}: {str(exc).strip()[:80]}")
     return problems
 
 
@@ -172,3 +175,10 @@ class NotHealthy(Exception):
 def assert_healthy(client: docker.DockerClient, stacks: list[str] | None = None, *, within: float | None = None) -> None:
     """The one health gate: before a fault (steady state) and after heal (verification)."""
     wait_healthy(client, stacks, within=within)
+
+
+def service_log(client: docker.DockerClient, service: str, *, since: float) -> str:
+    """A service's log lines since an epoch time (stdout and stderr), for checks that read what it reported."""
+    from .names import container
+    return client.containers.get(container(service)).logs(since=int(since), stdout=True, stderr=True).decode(
+        errors="replace")
