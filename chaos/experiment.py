@@ -57,8 +57,9 @@ class LeaderWatcher(threading.Thread):
                 last = leader
             self.stop_event.wait(self.every)
 
-    def first_leader_other_than(self, old: str, after: float) -> float | None:
-        return next((t for t, l in self.changes if t >= after and l and l != old), None)
+    def first_leader_other_than(self, old: str, after: float) -> tuple[float, str] | None:
+        """(when, who) of the first leader other than `old` seen in etcd since `after`."""
+        return next(((t, l) for t, l in self.changes if t >= after and l and l != old), None)
 
 
 def node_of_ip() -> dict[str, str]:
@@ -145,9 +146,9 @@ class FailoverExperiment:
                 injected_at = time.monotonic()
                 with inject(old, history):
                     if self.expect_new_leader:
-                        new_leader = wait_for(lambda: (l := self.cluster.leader()) and l != old and l,
-                                              within=TIMEOUTS.failover, what=f"a leader other than {old}", every=0.1)
-                        seen = watcher.first_leader_other_than(old, injected_at) or time.monotonic()
+                        seen, new_leader = wait_for(lambda: watcher.first_leader_other_than(old, injected_at),
+                                                    within=TIMEOUTS.failover, what=f"a leader other than {old}",
+                                                    every=0.1)
                         elected_s = seen - injected_at
                         history.mark("leader", new_leader, f"in etcd {elected_s:.1f}s after injection")
                         self._wait_writes_resume(workload, history, within=TIMEOUTS.router_follow)

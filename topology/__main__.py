@@ -91,9 +91,9 @@ def _health(args) -> int:
 
 def _logs(args) -> int:
     from . import compose, images
-    from .lifecycle import resolve_exact
+    from .stacks import named
     images.docker_client()
-    for stack in resolve_exact(args.stacks):
+    for stack in named(args.stacks):
         print(compose.run(stack, "logs", "--no-color", f"--tail={args.tail}", check=False).stdout)
     return 0
 

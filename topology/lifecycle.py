@@ -10,7 +10,7 @@ from . import compose, health, images, seed
 from .docker_env import ensure_network, ip_prefix, managed_containers, remove_everything
 from .errors import TopologyError
 from .names import NETWORK, STACK_LABEL
-from .stacks import Stack, resolve
+from .stacks import Stack, named, resolve
 from .timeouts import TIMEOUTS
 
 
@@ -117,7 +117,7 @@ def down(names: list[str] | None = None) -> list[str]:
     if not names:
         return remove_everything(client)
     removed = []
-    for stack in resolve_exact(names):
+    for stack in named(names):
         for c in managed_containers(client, stack.name):
             c.remove(force=True, v=True)
             removed.append(f"container {c.name}")
@@ -125,14 +125,6 @@ def down(names: list[str] | None = None) -> list[str]:
             v.remove(force=True)
             removed.append(f"volume {v.name}")
     return removed
-
-
-def resolve_exact(names: list[str]) -> list[Stack]:
-    from .stacks import STACKS
-    unknown = [n for n in names if n not in STACKS]
-    if unknown:
-        raise TopologyError(f"unknown stack {', '.join(unknown)}; known: {', '.join(STACKS)}")
-    return [STACKS[n] for n in names]
 
 
 def status_rows(client: docker.DockerClient) -> list[tuple[str, str, str, str, str]]:

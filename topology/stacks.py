@@ -85,13 +85,19 @@ def port(env: str) -> int:
 ORDER = ("patroni", "pgbouncer", "traefik", "vector", "redis", "toxiproxy", "citus", "monitoring", "grafana")
 
 
+def named(names: list[str] | tuple[str, ...]) -> list[Stack]:
+    """Exactly the stacks named, in the order given; one clear error for any unknown name."""
+    unknown = [n for n in names if n not in STACKS]
+    if unknown:
+        raise TopologyError(f"unknown stack {', '.join(unknown)}; known: {', '.join(ORDER)}")
+    return [STACKS[n] for n in names]
+
+
 def resolve(names: list[str] | tuple[str, ...] | None) -> list[Stack]:
     """Stacks named (plus what they need), in start order; all stacks when none are named."""
     if not names:
         return [STACKS[n] for n in ORDER]
-    unknown = [n for n in names if n not in STACKS]
-    if unknown:
-        raise TopologyError(f"unknown stack {', '.join(unknown)}; known: {', '.join(ORDER)}")
+    named(names)
     wanted: set[str] = set()
 
     def add(n: str) -> None:
