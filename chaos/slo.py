@@ -27,8 +27,10 @@ def ttl_seconds() -> int:
 def _resolve(raw: object, where: str) -> float:
     text = str(raw).replace(" ", "")
     try:
-        if text.startswith("ttl+"):
-            return ttl_seconds() * 1000 + float(text[4:])
+        if text == "ttl":
+            return ttl_seconds() * 1000.0
+        if text.startswith("ttl+") or text.startswith("ttl-"):
+            return ttl_seconds() * 1000 + float(text[3:])
         return float(text)
     except ValueError:
         raise TopologyError(f"SLO {where}: {raw!r} is neither a number of ms nor 'ttl+<ms>'") from None
@@ -60,3 +62,19 @@ def bound(fault: str, entry_point: str) -> SLO:
         return slos[(fault, entry_point)]
     except KeyError:
         raise TopologyError(f"no SLO for fault {fault!r} x entry point {entry_point!r} in the SLO file") from None
+
+
+def limit(name: str) -> SLO:
+    """A named bound from the SLO file's `limits:` section (times in ms or ttl+<ms>); env DPG_LIMIT_<NAME>."""
+    env = f"DPG_LIMIT_{name}".upper()
+    if env in os.environ:
+        return SLO(name, "-", _resolve(os.environ[env], env), f"env {env}")
+    path = Path(os.environ.get("DPG_SLO_FILE", DEFAULT_FILE))
+    try:
+        raw = (yaml.safe_load(path.read_text()).get("limits") or {})[name]
+    except KeyError:
+        raise TopologyError(f"no limit {name!r} in the SLO file {path}") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise TopologyError(f"cannot read SLO file {path}: {exc}") from None
+    note = f" (ttl={ttl_seconds()} s)" if "ttl" in str(raw) else ""
+    return SLO(name, "-", _resolve(raw, name), f"{path.name}: {raw}{note}")

@@ -14,7 +14,7 @@ from .base import Fault, FaultError, FaultEvent, HealError, RULE_TAG, Target
 from .config import Reconfigured
 from .containers import Killed, Paused, Stopped
 from .network import Disconnected, Isolated, Partitioned
-from .patroni import MaintenanceMode, PatroniAPI, PatroniError, Switchover, published_api_urls
+from .patroni import DynamicConfigChanged, MaintenanceMode, PatroniAPI, PatroniError, Switchover, published_api_urls
 from .process import ProcessKilled
 from .services import ServiceReloaded, ServiceRestarted
 from .toxics import ProxyDisabled, Toxic
@@ -25,7 +25,7 @@ FAULT_KINDS: tuple[type[Fault], ...] = (
     ProcessKilled,
     Isolated, Partitioned, Disconnected,
     Toxic, ProxyDisabled,
-    Switchover, MaintenanceMode,
+    Switchover, MaintenanceMode, DynamicConfigChanged,
     ServiceReloaded, ServiceRestarted,
     Reconfigured,
 )
@@ -36,7 +36,7 @@ __all__ = [
     "Killed", "Stopped", "Paused", "ProcessKilled",
     "Isolated", "Partitioned", "Disconnected",
     "Toxic", "ProxyDisabled",
-    "PatroniAPI", "PatroniError", "published_api_urls", "Switchover", "MaintenanceMode",
+    "PatroniAPI", "PatroniError", "published_api_urls", "Switchover", "MaintenanceMode", "DynamicConfigChanged",
     "ServiceReloaded", "ServiceRestarted", "Reconfigured",
     "active", "heal_all", "reap_leftovers",
 ]

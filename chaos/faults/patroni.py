@@ -277,3 +277,38 @@ class MaintenanceMode(Fault):
             return
         Retrying(stop=stop_after_delay(30), wait=wait_fixed(1),
                  retry=retry_if_exception_type(PatroniError), reraise=True)(self.api.resume)
+
+
+class DynamicConfigChanged(Fault):
+    """Change Patroni's dynamic (DCS) configuration, e.g. {"failsafe_mode": True}; heal restores the old values.
+
+    A setting, not a breakage, but it must be undone as surely as one: a test that leaves failsafe_mode or
+    synchronous_mode on changes what every later test measures."""
+
+    def __init__(self, changes: dict[str, Any], api: PatroniAPI | None = None, *, history=None) -> None:
+        super().__init__(history=history)
+        if not changes:
+            raise ValueError("DynamicConfigChanged needs at least one setting")
+        self.changes = dict(changes)
+        self.api = api or PatroniAPI.published()
+        self.before: dict[str, Any] | None = None
+
+    def describe(self) -> str:
+        return "DynamicConfigChanged(" + ", ".join(f"{k}={v!r}" for k, v in self.changes.items()) + ")"
+
+    def targets(self) -> str:
+        return "patroni"
+
+    def inject(self) -> None:
+        current = self.api.request("GET", "/config").json()
+        self.before = {k: current.get(k) for k in self.changes}   # absent -> None: PATCH null removes it
+        self.api.request("PATCH", "/config", json=self.changes)
+
+    def heal(self) -> None:
+        if self.before is None:
+            return
+        Retrying(stop=stop_after_delay(30), wait=wait_fixed(1), retry=retry_if_exception_type(PatroniError),
+                 reraise=True)(self.api.request, "PATCH", "/config", json=self.before)
+
+    def injected_detail(self) -> str:
+        return f"{self.describe()} (was {self.before})"

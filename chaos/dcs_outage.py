@@ -1,0 +1,168 @@
+"""The DCS-outage experiment: break etcd (a member, the raft leader, or the quorum) for a fixed time while
+writers, readers and a primary census run, then heal and verify.
+
+Unlike a failover, the interesting answer is what the cluster does *during* the outage: whether writes go on
+(one member lost, or failsafe_mode), or the primary demotes before its lease could expire and the replicas keep
+serving reads (quorum lost), and that two nodes never act as primary at once. The outage lasts longer than
+Patroni's ttl, so the leader must renew its lease (or fail to) several times while it is broken.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, ContextManager
+
+import allure
+import docker
+
+from chaos.census import PrimaryCensus
+from chaos.checker import GapReport, SetVerdict, SplitBrainVerdict, check_set, check_split_brain, write_gap
+from chaos.experiment import LeaderWatcher, node_of_ip
+from chaos.history import History
+from chaos.probes import Workload, final_read
+from chaos.slo import ttl_seconds
+from reports import evidence
+from topology import endpoints
+from topology.etcd import EtcdCluster
+from topology.health import assert_healthy
+from topology.patroni import PatroniCluster
+from topology.timeouts import TIMEOUTS
+from topology.waiting import wait_for
+
+#: given the Patroni leader and the history for marks, a context manager that breaks etcd and heals it
+OutageFactory = Callable[[str, History], ContextManager]
+
+
+@dataclass
+class DcsOutageResult:
+    fault: str
+    run_id: str
+    outage_s: float
+    leader_before: str
+    leader_after: str | None
+    leaders_seen: list[str | None]                 # every value the leader key took, in order
+    gaps: dict[str, GapReport]                     # whole run: outage and recovery
+    gaps_during: dict[str, GapReport]              # only while etcd was broken
+    writes_ok_during: dict[str, int]               # acknowledged writes per entry point inside the outage
+    first_refusal_s: float | None                  # first failed write through HAProxy, from injection
+    writes_resumed_after_heal_s: float | None      # heal start -> first ok write through HAProxy (if refused then)
+    reads_during: dict[str, int]                   # RO reads inside the outage: ok / fail
+    max_primaries: int
+    max_primaries_nodes: list[str]
+    no_primary_after_s: float | None               # census: first moment no node acted as primary
+    etcd_during: dict[str, object]
+    set_verdict: SetVerdict
+    split_brain: SplitBrainVerdict
+    history: History = field(repr=False)
+
+    def summary(self) -> dict:
+        return {
+            "fault": self.fault, "run_id": self.run_id, "outage_s": self.outage_s,
+            "leader_before": self.leader_before, "leader_after": self.leader_after,
+            "leaders_seen": self.leaders_seen,
+            "gaps_ms": {ep: g.longest_gap_ms for ep, g in self.gaps.items()},
+            "gaps_during_ms": {ep: g.longest_gap_ms for ep, g in self.gaps_during.items()},
+            "writes_ok_during": self.writes_ok_during,
+            "first_refusal_s": self.first_refusal_s, "writes_resumed_after_heal_s": self.writes_resumed_after_heal_s,
+            "reads_during": self.reads_during, "max_primaries": self.max_primaries,
+            "max_primaries_nodes": self.max_primaries_nodes, "no_primary_after_s": self.no_primary_after_s,
+            "etcd_during": self.etcd_during, "ttl_s": ttl_seconds(),
+            "lost": len(self.set_verdict.lost), "unexpected": len(self.set_verdict.unexpected),
+            "duplicates": len(self.set_verdict.duplicates),
+            "split_brain": [a.to_dict() for a in self.split_brain.anomalies],
+            "acknowledged": len(self.set_verdict.acknowledged),
+        }
+
+
+def until(history: History, end: float) -> History:
+    """The operations that ended by `end` (the outage part of a run)."""
+    return History([o for o in history.ops() if o.end <= end], history.marks())
+
+
+class DcsOutageExperiment:
+    def __init__(self, client: docker.DockerClient, fault: str, *, outage_s: float | None = None,
+                 entry_points: list[endpoints.Endpoint] | None = None, after_heal_s: float = 3.0):
+        self.client, self.fault = client, fault
+        self.outage_s = outage_s if outage_s is not None else ttl_seconds() + 8.0
+        self.cluster, self.etcd = PatroniCluster(client), EtcdCluster(client)
+        self.entry_points = entry_points or endpoints.write_paths()
+        self.after_heal_s = after_heal_s
+        self.stacks = sorted({"patroni", *(ep.stack for ep in self.entry_points)})
+
+    def run(self, inject: OutageFactory) -> DcsOutageResult:
+        with allure.step(f"steady state: {', '.join(self.stacks)} healthy, etcd has 3 healthy members"):
+            assert_healthy(self.client, self.stacks)
+            wait_for(lambda: self.etcd.healthy_count() == 3, within=TIMEOUTS.cluster_ready, what="3 healthy etcd members")
+            leader = self.cluster.leader()
+            evidence.attach_text("patronictl list (before)", self.cluster.patronictl_list())
+        budget = self.outage_s + TIMEOUTS.failover + TIMEOUTS.rejoin + 120
+        workload = Workload(self.entry_points, reads=[endpoints.haproxy_ro()], node_of=node_of_ip(), max_seconds=budget)
+        watcher = LeaderWatcher(self.cluster, workload.history)
+        with workload.running() as history, PrimaryCensus(max_seconds=budget) as census:
+            watcher.start()
+            try:
+                for ep in self.entry_points:
+                    assert workload.wait_acks(ep.name, 5, within=10), f"{ep.name}: no steady writes before the fault"
+                with allure.step(f"inject: {self.fault} for {self.outage_s:.0f} s (ttl {ttl_seconds()} s)"):
+                    injected_at = time.monotonic()
+                    with inject(leader, history):
+                        time.sleep(self.outage_s / 2)
+                        etcd_during = self._etcd_snapshot()
+                        history.mark("etcd", "snapshot", str(etcd_during))
+                        time.sleep(max(0.0, self.outage_s - (time.monotonic() - injected_at)))
+                        outage_end = time.monotonic()
+                    healed_at = time.monotonic()      # the fault's heal has returned
+                with allure.step("heal, then wait for writes everywhere and a healthy cluster"):
+                    for ep in self.entry_points:
+                        if not workload.wait_acks(ep.name, 3, within=TIMEOUTS.failover):
+                            history.mark("stuck", ep.name, f"no writes within {TIMEOUTS.failover:.0f}s of heal")
+                    wait_for(lambda: self.etcd.healthy_count() == 3, within=TIMEOUTS.cluster_ready,
+                             what="3 healthy etcd members after heal")
+                    assert_healthy(self.client, self.stacks, within=TIMEOUTS.rejoin)
+                    time.sleep(self.after_heal_s)
+            finally:
+                watcher.stop_event.set()
+                watcher.join(timeout=5)
+        return self._verify(history, workload.run_id, leader, (injected_at, outage_end, healed_at), census, watcher,
+                            etcd_during)
+
+    def _etcd_snapshot(self) -> dict[str, object]:
+        members = self.etcd.members()
+        return {"healthy": [m.name for m in members if m.healthy], "leader": self.etcd.leader(),
+                "patroni_leader_key": self.cluster.leader_in_dcs()}
+
+    def _verify(self, history, run_id, leader, times, census, watcher, etcd_during):
+        injected_at, outage_end, _healed_at = times
+        with allure.step("verify: final read, history checkers, census of primaries"):
+            read = final_read(endpoints.haproxy(), run_id)
+            during = [o for o in history.ops(kind="write") if injected_at <= o.end <= outage_end]
+            ha = sorted(history.ops(probe="haproxy", kind="write"), key=lambda o: o.end)
+            refusal = next((o.start for o in ha if o.start >= injected_at and o.outcome != "ok"), None)
+            refused_at_heal = any(o.outcome != "ok" for o in ha if outage_end - 1.0 <= o.start <= outage_end)
+            resumed = next((o.end for o in ha if o.end >= outage_end and o.outcome == "ok"), None)
+            reads = [o for o in history.ops(kind="read") if injected_at <= o.end <= outage_end]
+            n, _, nodes = census.max_primaries(start=injected_at)
+            no_primary = census.first_time_without_primary(injected_at)
+            result = DcsOutageResult(
+                fault=self.fault, run_id=run_id, outage_s=self.outage_s, leader_before=leader,
+                leader_after=self.cluster.leader(), leaders_seen=[l for _, l in watcher.changes],
+                gaps={ep.name: write_gap(history, ep.name, after=injected_at) for ep in self.entry_points},
+                gaps_during={ep.name: write_gap(until(history, outage_end), ep.name, after=injected_at)
+                             for ep in self.entry_points},
+                writes_ok_during={ep.name: sum(o.probe == ep.name and o.outcome == "ok" for o in during)
+                                  for ep in self.entry_points},
+                first_refusal_s=None if refusal is None else refusal - injected_at,
+                writes_resumed_after_heal_s=(resumed - outage_end) if (refused_at_heal and resumed) else None,
+                reads_during={"ok": sum(o.outcome == "ok" for o in reads), "fail": sum(o.outcome != "ok" for o in reads)},
+                max_primaries=n, max_primaries_nodes=sorted(nodes),
+                no_primary_after_s=None if no_primary is None else no_primary - injected_at,
+                etcd_during=etcd_during,
+                set_verdict=check_set(history, read), split_brain=check_split_brain(history), history=history)
+            summary = result.summary()
+            evidence.attach_json("verdict", summary | {"set": result.set_verdict.to_dict(),
+                                                       "split_brain_verdict": result.split_brain.to_dict()})
+            evidence.attach_json("primary census", census.timeline())
+            evidence.attach_history(self.fault, history)
+            evidence.attach_text("patronictl list (after)", self.cluster.patronictl_list())
+            evidence.record_measurement("dcs_outage", **summary)
+        return result

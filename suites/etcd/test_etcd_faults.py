@@ -1,0 +1,166 @@
+"""The consensus layer under Patroni: what etcd member loss, partitions and quorum loss do to the database.
+
+Named partition shapes, each held longer than Patroni's ttl so the leader must renew its lease (or fail to)
+several times while etcd is broken:
+- one member stopped / isolated, a minority-majority split, the member the Patroni leader talks to isolated,
+  the raft leader killed: Patroni must not notice (no leader change, writes within the 1 s bound);
+- quorum lost (two members stopped, or Patroni left with only a minority member): with failsafe_mode off the
+  primary demotes before its lease could expire, replicas keep serving reads, never two primaries; with
+  failsafe_mode on the primary keeps serving; recovery when quorum returns;
+- the Patroni leader cut from all of etcd: it demotes, a replica takes over, no split brain.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import allure
+import pytest
+
+from chaos.faults import Isolated, Killed, Partitioned, Stopped
+from chaos.slo import bound, limit
+from suites.failover.conftest import assert_failover_ok, async_loss_bound
+from topology.names import ETCD_MEMBERS, PATRONI_NODES, container
+
+pytestmark = [pytest.mark.destructive, allure.parent_suite("etcd"), allure.suite("DCS faults")]
+
+
+def assert_writes_undisturbed(result) -> None:
+    """No Patroni leader change, every entry point within its bound, nothing lost, no split brain."""
+    assert result.leaders_seen == [result.leader_before], \
+        f"the Patroni leader key changed: {result.leaders_seen}"
+    assert result.max_primaries == 1, f"{result.max_primaries} primaries at once: {result.max_primaries_nodes}"
+    assert_history_clean(result)
+    assert_gaps_within_slo(result)
+
+
+def assert_gaps_within_slo(result, *, during_outage: bool = False) -> None:
+    problems = []
+    for ep, gap in (result.gaps_during if during_outage else result.gaps).items():
+        slo = bound(result.fault, ep)
+        if gap.longest_gap_ms is None or gap.longest_gap_ms > slo.bound_ms:
+            problems.append(f"{ep}: write gap {gap.longest_gap_ms} ms > {slo.bound_ms:.0f} ms ({slo.source})")
+        if result.writes_ok_during[ep] == 0:
+            problems.append(f"{ep}: no acknowledged write during the {result.outage_s:.0f} s outage")
+    assert not problems, "; ".join(problems)
+
+
+def assert_history_clean(result) -> None:
+    sv = result.set_verdict
+    assert not sv.lost, f"acknowledged writes lost: {sorted(sv.lost)[:10]}"
+    assert not sv.unexpected and not sv.duplicates, f"unexpected {sorted(sv.unexpected)[:5]} / " \
+                                                    f"duplicates {sorted(sv.duplicates)[:5]}"
+    assert result.split_brain.valid is not False, "split brain: " + "; ".join(
+        a.detail for a in result.split_brain.anomalies)[:500]
+
+
+def a_follower(etcd) -> str:
+    leader = etcd.leader()
+    return next(m for m in reversed(ETCD_MEMBERS) if m != leader)
+
+
+def all_others(member: str) -> list[str]:
+    """Every container an etcd member talks to: the other members and every Patroni node."""
+    return [container(m) for m in ETCD_MEMBERS if m != member] + [container(n) for n in PATRONI_NODES]
+
+
+@allure.title("one etcd member {shape}: Patroni does not notice, writes go on")
+@pytest.mark.parametrize("shape", ["stopped", "isolated"])
+def test_one_member_lost(dcs_outage, etcd, shape):
+    victim = a_follower(etcd)
+    fault = {"stopped": lambda: Stopped(container(victim)),
+             "isolated": lambda: Isolated(container(victim), from_=all_others(victim))}[shape]
+    result = dcs_outage(f"etcd_member_{shape}").run(lambda leader, h: fault())
+    assert victim not in result.etcd_during["healthy"], f"{victim} still healthy: the fault did not bite"
+    assert len(result.etcd_during["healthy"]) == 2, result.etcd_during
+    assert_writes_undisturbed(result)
+
+
+@allure.title("minority/majority split with the Patroni leader's etcd member on the minority side")
+def test_minority_majority_split(dcs_outage, etcd, cluster):
+    minority = etcd.client_member_of(cluster.leader())
+    assert minority, "cannot tell which etcd member the Patroni leader talks to"
+    majority = [m for m in ETCD_MEMBERS if m != minority]
+    result = dcs_outage("etcd_minority_split").run(
+        lambda leader, h: Partitioned([[container(minority)], [container(m) for m in majority]], history=h))
+    assert minority not in result.etcd_during["healthy"], result.etcd_during
+    assert_writes_undisturbed(result)
+
+
+@allure.title("the etcd member the Patroni leader talks to is isolated: Patroni switches member, keeps its lease")
+def test_leader_client_member_isolated(dcs_outage, etcd, cluster):
+    member = etcd.client_member_of(cluster.leader())
+    assert member, "cannot tell which etcd member the Patroni leader talks to"
+    result = dcs_outage("etcd_client_member_isolated").run(
+        lambda leader, h: Isolated(container(member), from_=all_others(member), history=h))
+    assert_writes_undisturbed(result)
+    now = etcd.client_member_of(result.leader_before)
+    allure.dynamic.description(f"Patroni leader talked to {member}; after the heal it talks to {now}")
+
+
+@allure.title("the etcd raft leader killed: a new raft leader, Patroni unaffected")
+def test_raft_leader_killed(dcs_outage, etcd):
+    raft_leader = etcd.leader()
+    assert raft_leader, "no etcd raft leader before the fault"
+    result = dcs_outage("etcd_leader_killed").run(lambda leader, h: Killed(container(raft_leader), history=h))
+    new = result.etcd_during["leader"]
+    assert new and new != raft_leader, f"no new etcd raft leader while {raft_leader} was dead: {result.etcd_during}"
+    assert_writes_undisturbed(result)
+
+
+#: quorum-loss shapes: the etcd members Patroni can still reach, none of which may be part of a quorum
+PATRONI_REACHES = {"two_members_stopped": ETCD_MEMBERS[:1], "patroni_with_minority": ETCD_MEMBERS[:1]}
+
+
+@contextlib.contextmanager
+def quorum_lost(shape: str, history):
+    if shape == "two_members_stopped":      # the survivor alone cannot serve anything
+        with contextlib.ExitStack() as stack:
+            for m in ETCD_MEMBERS[1:]:
+                stack.enter_context(Stopped(container(m), history=history))
+            yield
+    else:                                   # Patroni and one member on one side, the etcd majority on the other
+        minority = [container(n) for n in PATRONI_NODES] + [container(m) for m in PATRONI_REACHES[shape]]
+        with Partitioned([minority, [container(m) for m in ETCD_MEMBERS[1:]]], history=history):
+            yield
+
+
+@allure.title("quorum lost ({shape}, {failsafe_mode}): no two primaries, recovery when quorum returns")
+@pytest.mark.parametrize("shape", ["two_members_stopped", "patroni_with_minority"])
+def test_quorum_loss(dcs_outage, failsafe_mode, shape):
+    fault = "quorum_loss_failsafe" if failsafe_mode else "quorum_loss"
+    result = dcs_outage(fault).run(lambda leader, h: quorum_lost(shape, h))
+    reachable_quorum = set(result.etcd_during["healthy"]) & set(PATRONI_REACHES[shape])
+    assert not reachable_quorum, f"Patroni could still reach a quorum member: {result.etcd_during}"
+    assert result.max_primaries <= 1, f"{result.max_primaries} primaries at once: {result.max_primaries_nodes}"
+    if failsafe_mode:
+        # every Patroni member can see the others, so the primary may go on without etcd
+        assert result.no_primary_after_s is None, \
+            f"the primary stopped serving {result.no_primary_after_s:.1f} s into the outage despite failsafe_mode"
+        assert result.leaders_seen[-1] == result.leader_before, result.leaders_seen
+        assert_gaps_within_slo(result, during_outage=True)
+        recovery = limit("failsafe_recovery")
+        slow = {ep: g.longest_gap_ms for ep, g in result.gaps.items() if g.longest_gap_ms > recovery.bound_ms}
+        assert not slow, f"write gaps when quorum returned above {recovery.bound_ms:.0f} ms ({recovery.source}): {slow}"
+    else:
+        demote = limit("quorum_loss_demote")
+        assert result.no_primary_after_s is not None, "the primary kept running without etcd quorum"
+        assert result.no_primary_after_s * 1000 <= demote.bound_ms, (
+            f"primary demoted {result.no_primary_after_s:.1f} s after quorum loss: later than its lease "
+            f"({demote.bound_ms / 1000:.0f} s, {demote.source})")
+        assert result.reads_during["ok"] > 0, f"replicas served no reads during the outage: {result.reads_during}"
+        resume = limit("quorum_loss_resume")
+        assert result.writes_resumed_after_heal_s is not None, "writes did not resume after quorum returned"
+        assert result.writes_resumed_after_heal_s * 1000 <= resume.bound_ms, (
+            f"writes resumed {result.writes_resumed_after_heal_s:.1f} s after heal > {resume.bound_ms / 1000:.0f} s "
+            f"({resume.source})")
+    assert_history_clean(result)
+
+
+@allure.title("the Patroni leader cut from all of etcd demotes; a replica takes over; no split brain")
+def test_leader_cut_from_etcd(experiment):
+    result = experiment("leader_cut_from_etcd", pin_leader=True).run(
+        lambda leader, h: Isolated(container(leader), from_=[container(m) for m in ETCD_MEMBERS], history=h))
+    assert result.new_leader != result.old_leader
+    # the cut leader demotes within retry_timeout; with asynchronous replication its last writes may not
+    # have reached the new leader: bounded by maximum_lag_on_failover, as in the isolation scenario
+    assert_failover_ok(result, allow_loss=async_loss_bound())

@@ -1,0 +1,105 @@
+"""Typed handle on the etcd cluster under Patroni: raft leader, quorum, and which member a Patroni node uses.
+
+Every question is asked with etcdctl inside the members themselves (over their own 127.0.0.1), so the
+answers stay available while a member is cut from its peers by a network fault.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import docker
+
+from .names import ETCD_MEMBERS, PATRONI_NODES, container
+
+ETCD_CLIENT_PORT = 2379
+_ESTABLISHED = "01"
+
+
+@dataclass(frozen=True)
+class EtcdMember:
+    name: str
+    running: bool
+    member_id: int | None
+    leader_id: int | None     # the raft leader this member believes in (0/None: none)
+    raft_term: int | None
+    healthy: bool             # a linearizable read succeeded: this member is part of a quorum
+
+    @property
+    def is_leader(self) -> bool:
+        return self.member_id is not None and self.member_id == self.leader_id
+
+
+class EtcdCluster:
+    def __init__(self, client: docker.DockerClient):
+        self.client = client
+
+    def _exec(self, member: str, *args: str) -> tuple[int, str]:
+        try:
+            c = self.client.containers.get(container(member))
+        except docker.errors.NotFound:
+            return 1, "no such container"
+        if c.status != "running":
+            return 1, c.status
+        res = c.exec_run(["etcdctl", f"--endpoints=http://127.0.0.1:{ETCD_CLIENT_PORT}",
+                          "--command-timeout=2s", "--dial-timeout=1s", *args])
+        return res.exit_code, res.output.decode(errors="replace")
+
+    def member(self, name: str) -> EtcdMember:
+        rc, out = self._exec(name, "endpoint", "status", "-w", "json")
+        if rc != 0:
+            return EtcdMember(name, running=False if out in ("no such container", "exited") else True,
+                              member_id=None, leader_id=None, raft_term=None, healthy=False)
+        status = json.loads(out)[0]["Status"]
+        healthy = self._exec(name, "endpoint", "health")[0] == 0
+        return EtcdMember(name, True, int(status["header"]["member_id"]), int(status.get("leader") or 0),
+                          int(status.get("raft_term") or 0), healthy)
+
+    def members(self) -> list[EtcdMember]:
+        return [self.member(m) for m in ETCD_MEMBERS]
+
+    def leader(self) -> str | None:
+        """The raft leader, as seen by a member that is part of a quorum (None while there is none)."""
+        for m in self.members():
+            if m.healthy and m.is_leader:
+                return m.name
+        return None
+
+    def has_quorum(self) -> bool:
+        return any(m.healthy for m in self.members())
+
+    def healthy_count(self) -> int:
+        return sum(m.healthy for m in self.members())
+
+    def ip_of(self) -> dict[str, str]:
+        out = {}
+        for m in ETCD_MEMBERS:
+            try:
+                nets = self.client.containers.get(container(m)).attrs["NetworkSettings"]["Networks"]
+            except docker.errors.NotFound:
+                continue
+            for net in nets.values():
+                if net.get("IPAddress"):
+                    out[net["IPAddress"]] = m
+        return out
+
+    def client_member_of(self, node: str) -> str | None:
+        """The etcd member a Patroni node holds its established client connection(s) to.
+
+        Read from the node's /proc/net/tcp (no tool needed in the image); with several, the most used."""
+        if node not in PATRONI_NODES:
+            raise ValueError(f"unknown Patroni node {node!r}")
+        res = self.client.containers.get(container(node)).exec_run(["cat", "/proc/net/tcp"])
+        counts: dict[str, int] = {}
+        ips = self.ip_of()
+        for line in res.output.decode().splitlines()[1:]:
+            parts = line.split()
+            if len(parts) < 4 or parts[3] != _ESTABLISHED:
+                continue
+            ip_hex, port_hex = parts[2].split(":")
+            if int(port_hex, 16) != ETCD_CLIENT_PORT:
+                continue
+            ip = ".".join(str(b) for b in reversed(bytes.fromhex(ip_hex)))
+            if ip in ips:
+                counts[ips[ip]] = counts.get(ips[ip], 0) + 1
+        return max(counts, key=counts.get) if counts else None
