@@ -115,6 +115,7 @@ redis_stack = _stack_fixture("redis")
 toxiproxy_stack = _stack_fixture("toxiproxy")
 monitoring_stack = _stack_fixture("monitoring")
 citus_stack = _stack_fixture("citus")
+grafana_stack = _stack_fixture("grafana")
 
 
 @pytest.fixture(autouse=True)

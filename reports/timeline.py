@@ -5,8 +5,9 @@ headless and safe to call from pytest workers and threads.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -194,3 +195,58 @@ def _legend(colours: dict[str | None, str]) -> list[Line2D]:
         Line2D([], [], color="tab:blue", linestyle=":", label="leader change (acks)"),
     ]
     return handles
+
+
+# ---------------------------------------------------------------- load timelines (chaos under load)
+
+def render_load_timeline(
+    windows: Sequence[Any],
+    path: str | Path,
+    *,
+    title: str,
+    marks: Sequence[tuple[float, str]] = (),
+    width_s: float = 0.25,
+    slo_ms: float | None = None,
+) -> Path:
+    """Two stacked panels over seconds since the load started: acknowledged and failed requests per second
+    (top), p50/p99/max latency per window on a log scale (bottom). `windows` are chaos.load.under_load.Window
+    (t, ok, failed, p50_ms, p99_ms, max_ms); `marks` are (seconds, label) drawn as dashed lines on both panels;
+    `slo_ms` is drawn as a horizontal reference on the latency panel."""
+    path = Path(path)
+    fig = Figure(figsize=(13, 6), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1.2, 1))
+    top.set_title(title)
+    if not windows:
+        _no_data(top, [])
+        bottom.set_axis_off()
+        return _save(fig, path)
+    xs = [w.t for w in windows]
+    top.bar(xs, [w.ok / width_s for w in windows], width=width_s, align="edge", color="tab:green", label="ok / s")
+    top.bar(xs, [w.failed / width_s for w in windows], width=width_s, align="edge", color=FAIL_COLOUR,
+            bottom=[w.ok / width_s for w in windows], label="failed / s")
+    top.set_ylabel(f"requests / s ({width_s:g} s windows)")
+    failed_total = sum(w.failed for w in windows)
+    top.set_title(f"{title}: {failed_total} failed of {sum(w.ok for w in windows) + failed_total} request(s)",
+                  color=FAIL_COLOUR if failed_total else "black")
+    for key, colour, label in (("max_ms", "lightgrey", "max"), ("p99_ms", "tab:orange", "p99"),
+                               ("p50_ms", "tab:blue", "p50")):
+        pts = [(w.t + width_s / 2, getattr(w, key)) for w in windows if getattr(w, key)]
+        if pts:
+            bottom.plot([p[0] for p in pts], [p[1] for p in pts], color=colour, label=label, linewidth=1.2,
+                        marker="." if key != "max_ms" else None, markersize=3)
+    if slo_ms is not None:
+        bottom.axhline(slo_ms, color="black", linestyle="--", linewidth=1, label=f"write-gap SLO {slo_ms:.0f} ms")
+    bottom.set_yscale("log")
+    bottom.set_ylabel("latency ms (log)")
+    bottom.set_xlabel("seconds since the load started (wall clock)")
+    for ax in (top, bottom):
+        ax.grid(axis="both", alpha=0.3)
+        for x, label in marks:
+            colour = MARK_COLOURS.get(label.split()[0], "dimgrey")
+            ax.axvline(x, color=colour, linestyle="--", linewidth=1, alpha=0.8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    for x, label in marks:
+        top.annotate(label, xy=(x, 1.0), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
+                     fontsize="x-small", color=MARK_COLOURS.get(label.split()[0], "dimgrey"))
+    return _save(fig, path)

@@ -119,9 +119,33 @@ def monitoring_problems(client: docker.DockerClient) -> list[str]:
 
 
 def citus_problems(client: docker.DockerClient) -> list[str]:
+    """2 active workers, every node answering on its own port, every users shard placed (balanced), no
+    coordinator -> worker route override left behind (pg_dist_poolinfo), and a multi-shard read that
+    reaches both workers returns the seeded row count."""
+    from .citus import WORKERS, CitusCluster, connect
+    from .seed import CITUS_SHARDS, CITUS_USERS
+    problems = []
+    for node in WORKERS:
+        try:
+            with connect(node, statement_timeout_ms=3000, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            problems.append(f"{node} does not answer: {str(exc).strip().splitlines()[0][:80]}")
     n, = query_one(endpoints.citus(), "SELECT count(*) FROM pg_dist_node WHERE noderole = 'primary' "
                                        "AND isactive AND groupid > 0")
-    return [] if n == 2 else [f"Citus sees {n} active workers, expected 2"]
+    if n != 2:
+        problems.append(f"Citus sees {n} active workers, expected 2")
+    cluster = CitusCluster()
+    placed = cluster.placements()
+    if sorted(placed) != sorted(WORKERS) or set(placed.values()) != {CITUS_SHARDS // len(WORKERS)}:
+        problems.append(f"distributed.users placements {placed}, expected {CITUS_SHARDS // len(WORKERS)} "
+                        f"on each of {', '.join(WORKERS)}")
+    if cluster.poolinfo():
+        problems.append(f"pg_dist_poolinfo overrides left: {cluster.poolinfo()}")
+    users, = query_one(endpoints.citus(), "SELECT count(*) FROM distributed.users", timeout=10)
+    if users != CITUS_USERS:
+        problems.append(f"distributed.users holds {users} rows, expected {CITUS_USERS}")
+    return problems
 
 
 def grafana_problems(client: docker.DockerClient) -> list[str]:

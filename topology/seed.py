@@ -38,15 +38,38 @@ def seed_vector() -> None:
         conn.execute("ANALYZE embeddings")
 
 
+def _libpq_quote(value: str) -> str:
+    """A conninfo value in single quotes (libpq escapes: backslash and quote)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _citus_authinfo(conn: psycopg.Connection, password: str) -> None:
+    """Node-to-node credentials (pg_dist_authinfo, nodeid 0 = every node). The nodes require scram-sha-256
+    from the network, and the official image sets no .pgpass: without this row the coordinator cannot open
+    connections to the workers (nor they to each other). pg_dist_authinfo is never synced, so every node
+    gets its own row."""
+    conn.execute("DELETE FROM pg_dist_authinfo WHERE nodeid = 0 AND rolename = current_user")
+    conn.execute("INSERT INTO pg_dist_authinfo (nodeid, rolename, authinfo) VALUES (0, current_user, %s)",
+                 ("password=" + _libpq_quote(password),))
+
+
 def seed_citus() -> None:
-    """Coordinator + 2 workers; distributed.users (32 shards) with co-located events; reference tables."""
+    """Coordinator + 2 workers; distributed.users (32 shards) with co-located events; reference tables.
+
+    Idempotent: run again on a seeded cluster it changes nothing (rows are only (re)loaded when counts differ).
+    """
+    from .names import CITUS_NODES
+    for node in CITUS_NODES:          # each node: extension (official image has it already) + credentials
+        ep = endpoints.citus(node)
+        with _connect(ep) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS citus")
+            _citus_authinfo(conn, ep.password)
     with _connect(endpoints.citus()) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS citus")
         conn.execute("SELECT citus_set_coordinator_host('citus-coordinator', 5432)")
-        for worker in ("citus-worker-1", "citus-worker-2"):
+        for worker in CITUS_NODES[1:]:
             conn.execute("SELECT citus_add_node(%s, 5432) WHERE NOT EXISTS "
                          "(SELECT 1 FROM pg_dist_node WHERE nodename = %s)", (worker, worker))
-        conn.execute("SET citus.shard_count = %s" % CITUS_SHARDS)
+        conn.execute(f"SET citus.shard_count = {CITUS_SHARDS}")
         conn.execute("CREATE SCHEMA IF NOT EXISTS distributed")
         conn.execute("CREATE TABLE IF NOT EXISTS distributed.regions (id int PRIMARY KEY, name text NOT NULL)")
         conn.execute("CREATE TABLE IF NOT EXISTS distributed.countries (id int PRIMARY KEY, "
@@ -70,9 +93,12 @@ def seed_citus() -> None:
         conn.execute("CREATE INDEX IF NOT EXISTS events_kind ON distributed.events (kind)")
         if conn.execute("SELECT count(*) FROM distributed.regions").fetchone()[0] == 0:
             conn.execute("INSERT INTO distributed.regions SELECT i, 'region-' || i FROM generate_series(1, 5) i")
+        if conn.execute("SELECT count(*) FROM distributed.countries").fetchone()[0] == 0:
             conn.execute("INSERT INTO distributed.countries SELECT i, 1 + i % 5, 'country-' || i "
                          "FROM generate_series(1, 50) i")
-        if conn.execute("SELECT count(*) FROM distributed.users").fetchone()[0] != CITUS_USERS:
+        users, = conn.execute("SELECT count(*) FROM distributed.users").fetchone()
+        events, = conn.execute("SELECT count(*) FROM distributed.events").fetchone()
+        if (users, events) != (CITUS_USERS, CITUS_EVENTS):
             conn.execute("TRUNCATE distributed.users, distributed.events")
             conn.execute(f"INSERT INTO distributed.users SELECT i, 1 + i % 50, 'user' || i || '@dpg.test', "
                          f"timestamptz '2026-01-01' + i * interval '1 minute' FROM generate_series(1, {CITUS_USERS}) i")

@@ -40,7 +40,7 @@ class Stack:
 
 
 STACKS: dict[str, Stack] = {s.name: s for s in (
-    Stack("patroni", ("etcd-1", "etcd-2", "etcd-3", "patroni-1", "patroni-2", "patroni-3", "haproxy"),
+    Stack("patroni", ("etcd-1", "etcd-2", "etcd-3", "patroni-1", "patroni-2", "patroni-3", "haproxy", "pgbackrest"),
           images=("etcd", "postgres", "haproxy"),
           ports=(("DPG_PORT_HAPROXY_RW", 5000), ("DPG_PORT_HAPROXY_RO", 5001), ("DPG_PORT_HAPROXY_STATS", 7000),
                  ("DPG_PORT_PATRONI_1", 5433), ("DPG_PORT_PATRONI_2", 5434), ("DPG_PORT_PATRONI_3", 5435),
@@ -57,8 +57,9 @@ STACKS: dict[str, Stack] = {s.name: s for s in (
           upstream_env="DPG_TOXIPROXY_IMAGE", upstream_default="ghcr.io/shopify/toxiproxy:2.12.0",
           fallback_image="dpg/faultproxy:latest",
           ports=(("DPG_PORT_TOXIPROXY", 8474),)),
-    Stack("monitoring", ("prometheus", "postgres-exporter-patroni", "postgres-exporter-vector", "redis-exporter"),
-          images=("prometheus", "exporters"), needs=("patroni", "vector", "redis"),
+    Stack("monitoring", ("prometheus", "postgres-exporter-patroni", "postgres-exporter-vector", "redis-exporter",
+                         "postgres-exporter-citus", "blackbox-exporter"),
+          images=("prometheus", "exporters"), needs=("patroni", "traefik", "vector", "redis"),
           ports=(("DPG_PORT_PROMETHEUS", 9090),)),
     Stack("citus", ("citus-coordinator", "citus-worker-1", "citus-worker-2"),
           upstream_env="DPG_CITUS_IMAGE", upstream_default="citusdata/citus:13.0.3",

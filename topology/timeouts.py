@@ -21,6 +21,11 @@ class Timeouts:
     rejoin: float = 90.0             # old leader back as a streaming replica (pg_rewind included)
     router_follow: float = 15.0      # HAProxy/Traefik/PgBouncer route writes to the new leader
     statement: float = 3.0           # one probe statement
+    backup: float = 300.0            # one pgBackRest command on the repository host (backup, verify, check)
+    restore: float = 300.0           # a restore from the repository plus recovery to its target
+    alert: float = 60.0              # Prometheus shows a change and an alert fires/resolves (scrape 5 s + for 5 s
+                                     # + evaluation 5 s, plus the exporter's own timeout)
+    citus_recover: float = 60.0      # a Citus node back after heal: started, crash recovery, queries reach it
 
 
 def _load() -> Timeouts:

@@ -16,13 +16,14 @@ from .containers import Killed, Paused, Stopped
 from .network import Disconnected, Isolated, Partitioned
 from .patroni import DynamicConfigChanged, MaintenanceMode, PatroniAPI, PatroniError, Switchover, published_api_urls
 from .process import ProcessKilled
+from .replay import ReplayPaused
 from .services import ServiceReloaded, ServiceRestarted
 from .toxics import ProxyDisabled, Toxic
 
 #: Every fault kind, in the order `python -m chaos list` shows them.
 FAULT_KINDS: tuple[type[Fault], ...] = (
     Killed, Stopped, Paused,
-    ProcessKilled,
+    ProcessKilled, ReplayPaused,
     Isolated, Partitioned, Disconnected,
     Toxic, ProxyDisabled,
     Switchover, MaintenanceMode, DynamicConfigChanged,
@@ -33,7 +34,7 @@ FAULT_KINDS: tuple[type[Fault], ...] = (
 __all__ = [
     "FAULT_KINDS", "RULE_TAG", "Target",
     "Fault", "FaultError", "FaultEvent", "HealError",
-    "Killed", "Stopped", "Paused", "ProcessKilled",
+    "Killed", "Stopped", "Paused", "ProcessKilled", "ReplayPaused",
     "Isolated", "Partitioned", "Disconnected",
     "Toxic", "ProxyDisabled",
     "PatroniAPI", "PatroniError", "published_api_urls", "Switchover", "MaintenanceMode", "DynamicConfigChanged",

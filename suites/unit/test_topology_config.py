@@ -15,7 +15,7 @@ pytestmark = pytest.mark.unit
 
 
 def test_resolve_adds_dependencies_in_start_order():
-    assert [s.name for s in resolve(["monitoring"])] == ["patroni", "vector", "redis", "monitoring"]
+    assert [s.name for s in resolve(["monitoring"])] == ["patroni", "traefik", "vector", "redis", "monitoring"]
     assert [s.name for s in resolve(["pgbouncer"])] == ["patroni", "pgbouncer"]
 
 

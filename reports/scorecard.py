@@ -1,0 +1,527 @@
+"""`python -m reports scorecard`: one run's results as a review scorecard, Markdown plus one self-contained HTML.
+
+Inputs: an allure-results directory (test statuses, timeline PNGs attached by reports/evidence.py) and the
+measurement files the suites append to (reports/evidence.py record_measurement). Output in --out:
+
+* scorecard.md (+ img/*.png next to it) and scorecard.html (CSS inline, every image inlined as base64);
+* with the Allure command-line tool installed, `allure generate` into <out>/allure-report, keeping the
+  previous report's history (copied into the results' history/ first, as Allure expects); without it the
+  command says so and still writes the scorecard.
+
+Tables: tests, SLO (fault x entry point: p50/p95 gap, bound, physical floor, pass/fail), data integrity
+(lost / duplicate / split brain per scenario), DR RTO/RPO, benchmarks (per-layer, chaos under load,
+vector), then the timeline pictures. A missing input shows as a sentence saying so, never as an empty table.
+
+Exit codes: 0 written, 2 an input could not be read.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from reports.aggregate import DASH, FAULT_ORDER, Aggregate, aggregate, sort_key
+
+#: measurement kinds that carry a write gap per entry point and the data checkers' verdicts
+GAP_KINDS = ("failover", "dcs_outage")
+DR_KIND = "dr"
+LAYER_KIND = "layer_bench"
+LOAD_KIND = "load_failover"
+VECTOR_KIND = "vector_bench"
+
+# Physical floors (ms) of the write gap per fault, from the derivations in suites/failover/slo.yaml.
+# "ttl+N" resolves against Patroni's ttl of the run (DPG_TTL); None = no floor derived there.
+HARD_FLOOR = "ttl+3500"      # lease expiry + loop_wait 1 s + member probe 2 s + promotion/router check 0.5 s
+FLOORS: dict[str, Any] = {
+    "hard_kill": HARD_FLOOR, "isolation": HARD_FLOOR, "leader_cut_from_etcd": HARD_FLOOR,
+    "freeze": {"*": HARD_FLOOR, "multihost": "ttl+5500"},   # + libpq connect_timeout (2 s) at the frozen host
+    # no leader change: writes never have to stop
+    "replica_loss": 0, "etcd_member_stopped": 0, "etcd_member_isolated": 0, "etcd_minority_split": 0,
+    "etcd_client_member_isolated": 0, "etcd_leader_killed": 0, "quorum_loss_failsafe": 0,
+}
+FLOOR_NOTES = {
+    HARD_FLOOR: "lease (ttl) + loop_wait 1 s + member probe 2 s + promotion 0.5 s",
+    "ttl+5500": "hard-fault floor + libpq connect_timeout 2 s at the frozen host",
+    0: "no leader change",
+}
+SOFT_NOTE = "not derived: the leader hands over its key (bound = the seed's 3 s claim)"
+
+
+# ---------------------------------------------------------------- inputs
+
+@dataclass
+class Measurements:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    malformed: int = 0
+    files: list[str] = field(default_factory=list)
+
+    def kind(self, *kinds: str) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r.get("kind") in kinds]
+
+
+def load_measurements(paths: Sequence[Path]) -> Measurements:
+    """Every JSON-lines row of every file (a missing file raises: a typo must not read as 'no data')."""
+    out = Measurements()
+    for p in paths:
+        with open(p, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    out.malformed += 1
+                    continue
+                if isinstance(row, dict):
+                    out.rows.append(row)
+                else:
+                    out.malformed += 1
+        out.files.append(str(p))
+    return out
+
+
+@dataclass
+class TestResult:
+    name: str
+    full_name: str
+    status: str
+    duration_s: float | None
+    message: str
+    stop: float
+    images: list[tuple[str, Path]]           # (attachment name, file)
+
+
+def _attachments(node: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    yield from node.get("attachments") or []
+    for step in node.get("steps") or []:
+        yield from _attachments(step)
+
+
+def load_allure(results: Path) -> list[TestResult]:
+    """The test results of an allure-results directory; a test retried/re-run keeps its latest result only."""
+    latest: dict[str, TestResult] = {}
+    for f in sorted(results.glob("*-result.json")):
+        try:
+            data = json.loads(f.read_text(errors="replace"))
+        except ValueError:
+            continue
+        images = [(a.get("name", ""), results / a["source"]) for a in _attachments(data)
+                  if a.get("type") == "image/png" and a.get("source") and (results / a["source"]).exists()]
+        start, stop = data.get("start"), data.get("stop") or 0
+        t = TestResult(data.get("name", f.stem), data.get("fullName", data.get("name", f.stem)),
+                       data.get("status", "unknown"), (stop - start) / 1000 if start and stop else None,
+                       ((data.get("statusDetails") or {}).get("message") or "").strip(), stop, images)
+        key = data.get("historyId") or t.full_name
+        if key not in latest or latest[key].stop <= t.stop:
+            latest[key] = t
+    return sorted(latest.values(), key=lambda t: t.stop)
+
+
+# ---------------------------------------------------------------- tables (cells are strings)
+
+@dataclass
+class Table:
+    title: str
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    empty: str                         # sentence shown instead of an empty table
+    note: str = ""
+    status_col: int | None = None      # column whose PASS/FAIL cell is coloured in HTML
+    short: str = ""                    # navigation label
+
+
+def _ms(v: Any) -> str:
+    return DASH if not isinstance(v, (int, float)) or isinstance(v, bool) else f"{v:.0f}"
+
+
+def _resolve_floor(fault: str, ep: str, ttl_s: int) -> tuple[float | None, str]:
+    spec = FLOORS.get(fault)
+    if isinstance(spec, dict):
+        spec = spec.get(ep, spec.get("*"))
+    if spec is None:
+        return None, SOFT_NOTE
+    if isinstance(spec, str):
+        value = ttl_s * 1000 + float(spec.removeprefix("ttl+"))
+        return value, f"{spec} = {value:.0f} ({FLOOR_NOTES.get(spec, '')})"
+    return float(spec), FLOOR_NOTES.get(spec, "")
+
+
+def _ttl_of(rows: list[dict[str, Any]]) -> int:
+    from chaos.slo import ttl_seconds
+    seen = [r.get("ttl_s") for r in rows if isinstance(r.get("ttl_s"), (int, float))]
+    return int(seen[0]) if seen else ttl_seconds()
+
+
+def slo_table(agg: Aggregate, ttl_s: int) -> Table:
+    rows = []
+    for g in agg.gaps:
+        floor, floor_note = _resolve_floor(g.fault, g.entry_point, ttl_s)
+        if g.pass_rate is None:
+            verdict = "not judged"
+        else:
+            verdict = "PASS" if g.within == g.judged else "FAIL"
+        bound = DASH if not g.slo_ms else "/".join(_ms(s) for s in g.slo_ms)
+        gap_vs_floor = DASH if floor is None or g.gap.p50 is None else f"{g.gap.p50 - floor:+.0f}"
+        rows.append((g.fault, g.entry_point, str(g.n), _ms(g.gap.p50), _ms(g.gap.p95), _ms(g.gap.max), bound,
+                     _ms(floor) if floor is not None else DASH, gap_vs_floor,
+                     f"{g.within}/{g.judged}" if g.judged else DASH, verdict))
+    notes = sorted({f"{f}: {_resolve_floor(f, '*', ttl_s)[1]}" for f in {g.fault for g in agg.gaps}},
+                   key=lambda s: sort_key(s.split(":")[0], FAULT_ORDER))
+    return Table("SLO: longest write gap per fault × entry point",
+                 ("fault", "entry point", "runs", "p50 ms", "p95 ms", "max ms", "bound ms", "physical floor ms",
+                  "p50 − floor ms", "within bound", "verdict"), rows,
+                 "no failover measurements in this run", status_col=10, short="SLO",
+                 note=(f"Gap = longest pause between acknowledged writes after the fault (chaos/checker.py). Bound "
+                       f"from suites/failover/slo.yaml (ttl = {ttl_s} s); floor from its derivations. FAIL = at least "
+                       f"one run above the bound (or with fewer than 2 acknowledged writes). Rows recorded without a bound "
+                       f"(etcd outages, kind dcs_outage) are judged against slo.yaml as it is now; 'not judged' = "
+                       f"no bound there (e.g. quorum loss without failsafe, where writes must stop). A negative "
+                       f"p50 − floor means faster than the derivation assumes (e.g. the lease had been renewed "
+                       f"less than loop_wait before the fault). Percentiles nearest-rank."
+                       "\n\nFloors: " + "; ".join(notes)))
+
+
+#: Faults whose tests accept losing acknowledged writes up to Patroni's maximum_lag_on_failover (asynchronous
+#: replication: the old leader's last writes may never reach the new one); see assert_failover_ok(allow_loss=)
+LOSS_ALLOWED = ("postmaster_crash", "hard_kill", "isolation", "leader_cut_from_etcd")
+#: WAL bytes of one probe write (suites/failover/conftest.py WAL_BYTES_PER_PROBE_WRITE)
+WAL_BYTES_PER_PROBE_WRITE = 354
+
+
+def async_loss_bound() -> int:
+    """Probe writes that maximum_lag_on_failover (DPG_MAXIMUM_LAG_ON_FAILOVER, default 1 MiB) may lose."""
+    import os
+    return int(os.environ.get("DPG_MAXIMUM_LAG_ON_FAILOVER", "1048576")) // WAL_BYTES_PER_PROBE_WRITE
+
+
+def integrity_table(agg: Aggregate, rows: list[dict[str, Any]]) -> Table:
+    acked: dict[str, int] = {}
+    worst_loss: dict[str, int] = {}
+    for r in rows:
+        if isinstance(r.get("acknowledged"), int):
+            acked[r["fault"]] = acked.get(r["fault"], 0) + r["acknowledged"]
+        if isinstance(r.get("lost"), int):
+            worst_loss[r["fault"]] = max(worst_loss.get(r["fault"], 0), r["lost"])
+    bound = async_loss_bound()
+    out = []
+    for f in agg.faults:
+        if f.unexpected or f.duplicates or f.split_brain:
+            verdict = "FAIL"
+        elif f.lost:
+            verdict = "LOSS ≤ BOUND" if f.fault in LOSS_ALLOWED and worst_loss.get(f.fault, 0) <= bound else "FAIL"
+        else:
+            verdict = "PASS"
+        out.append((f.fault, str(f.runs), str(acked.get(f.fault, DASH)), str(f.lost), str(f.unexpected),
+                    str(f.duplicates), f"{f.split_brain} in {f.split_brain_runs} run(s)" if f.split_brain else "0",
+                    verdict))
+    return Table("Data integrity per scenario",
+                 ("scenario", "runs", "acknowledged writes", "lost", "unexpected", "duplicates", "split brain",
+                  "verdict"), out, "no scenario with a data check in this run", status_col=7, short="Data integrity",
+                 note="Lost = acknowledged but missing from the final read; unexpected = read but never attempted; "
+                      "split brain = two servers acknowledging on overlapping timelines (chaos/checker.py). "
+                      f"LOSS ≤ BOUND: asynchronous replication lets {', '.join(LOSS_ALLOWED)} lose up to Patroni's "
+                      f"maximum_lag_on_failover ({bound} probe writes per run), as their tests allow; any loss "
+                      "elsewhere, or above it, is FAIL.")
+
+
+def _first(row: dict[str, Any], *names: str) -> Any:
+    return next((row[n] for n in names if row.get(n) is not None), None)
+
+
+def _num_s(v: Any) -> str:
+    return DASH if not isinstance(v, (int, float)) or isinstance(v, bool) else f"{v:.1f}"
+
+
+def dr_table(rows: list[dict[str, Any]]) -> Table:
+    out = []
+    for r in rows:
+        rto, rpo = r.get("rto_s"), r.get("rpo_s")
+        rto_b, rpo_b = _first(r, "rto_bound_s", "rto_target_s", "rto_slo_s"), _first(r, "rpo_bound_s",
+                                                                                     "rpo_target_s", "rpo_slo_s")
+        verdicts = []
+        for v, b in ((rto, rto_b), (rpo, rpo_b)):
+            if isinstance(v, (int, float)) and isinstance(b, (int, float)):
+                verdicts.append(v <= b)
+        ok = r.get("passed", r.get("ok"))
+        verdict = ("PASS" if all(verdicts) else "FAIL") if verdicts else (
+            DASH if ok is None else ("PASS" if ok else "FAIL"))
+        out.append((str(_first(r, "drill", "scenario", "name", "fault") or "?"), _num_s(rto), _num_s(rto_b),
+                    _num_s(rpo), _num_s(rpo_b), str(_first(r, "method", "detail", "note") or ""), verdict))
+    return Table("Disaster recovery: RTO / RPO", ("drill", "RTO s", "RTO bound s", "RPO s", "RPO bound s", "how",
+                                                  "verdict"), out, "no DR drill in this run", status_col=6, short="DR RTO/RPO")
+
+
+def layer_table(rows: list[dict[str, Any]]) -> Table:
+    from reports.layers import LayerRow, cells
+    known = set(LayerRow.__dataclass_fields__)
+    out = [cells(LayerRow(**{k: v for k, v in r.items() if k in known})) for r in rows]
+    return Table("Benchmark: ops/s and latency per entry point (ratio to direct PostgreSQL)",
+                 ("engine", "workload", "entry point", "clients", "ops/s (× direct)", "p50 ms (×)", "p95 ms (×)",
+                  "p99 ms (×)", "failed", "vs seed targets", "what limits it"), out,
+                 "no per-layer benchmark in this run (python -m reports layers)", short="Per-layer benchmark",
+                 note="Seed targets: read > 10k ops/s, write > 5k ops/s, p50 < 10 ms, p95 < 50 ms (✓ met, ✗ not). "
+                      "Direct = the Patroni leader's own port; vector search runs on the vector DB, which has no "
+                      "router in front (no ratio). pgbench percentiles: nearest-rank over every transaction; Locust's "
+                      "are its approximated percentiles.")
+
+
+def load_table(rows: list[dict[str, Any]]) -> Table:
+    out = []
+    for r in rows:
+        out.append((str(r.get("fault", "?")), str(r.get("entry_point", "?")), str(r.get("users", DASH)),
+                    str(r.get("requests", DASH)), str(r.get("failed", DASH)),
+                    _ms(r.get("failure_window_ms")), _ms(r.get("write_gap_ms")), _ms(r.get("slo_ms")),
+                    f"{_ms(r.get('p99_before_ms'))} → {_ms(r.get('p99_peak_ms'))}", _ms(r.get("max_after_ms")),
+                    "PASS" if r.get("passed") else "FAIL"))
+    return Table("Chaos under load", ("fault", "entry point", "users", "requests", "failed", "failure window ms",
+                                      "longest write gap ms", "bound ms", "p99 ms steady → peak (1 s windows)",
+                                      "slowest request ms", "verdict"), out, "no chaos-under-load run in this run",
+                 status_col=10, short="Chaos under load",
+                 note="Locust drives the cluster through the entry point while the fault happens "
+                      "(suites/failover/test_under_load.py).")
+
+
+def vector_table(rows: list[dict[str, Any]]) -> Table:
+    out = [(str(r.get("mode")), str(r.get("n")), f"{r.get('p50_ms', 0):.2f}", f"{r.get('p95_ms', 0):.2f}",
+            f"{r.get('p99_ms', 0):.2f}", f"{r.get('ops_per_s', 0):.0f}",
+            "PASS" if r.get("meets_claim_p95") else "FAIL") for r in rows]
+    return Table("Benchmark: vector search (python -m reports vector-bench)",
+                 ("mode", "n", "p50 ms", "p95 ms", "p99 ms", "ops/s", "p95 within claim"), out,
+                 "no vector benchmark in this run", status_col=6, short="Vector search")
+
+
+def _status(t: TestResult) -> str:
+    """PASSED / FAILED / BROKEN in capitals; an expected failure (allure records xfail as skipped) as XFAIL."""
+    if t.status == "skipped" and t.message.startswith("XFAIL"):
+        return "XFAIL"
+    return t.status.upper() if t.status in ("passed", "failed", "broken") else t.status
+
+
+def tests_table(tests: list[TestResult]) -> Table:
+    counts: dict[str, int] = {}
+    for t in tests:
+        counts[_status(t).lower()] = counts.get(_status(t).lower(), 0) + 1
+    rows = [(t.name, _status(t),
+             DASH if t.duration_s is None else f"{t.duration_s:.0f}",
+             (t.message.splitlines()[0][:180] if t.message else "")) for t in tests]
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    return Table("Tests", ("test", "status", "s", "message"), rows, "no allure results",
+                 note=f"{len(tests)} test(s): {summary}." if tests else "", status_col=1)
+
+
+# ---------------------------------------------------------------- the scorecard
+
+@dataclass
+class Scorecard:
+    title: str
+    tables: list[Table]
+    images: list[tuple[str, str, Path]]      # (test, attachment name, png)
+    inputs: list[str]
+    generated: str
+
+
+def _with_bounds(row: dict[str, Any]) -> dict[str, Any]:
+    """A row without recorded bounds (dcs_outage rows) is judged against the SLO file of this checkout."""
+    if isinstance(row.get("slo_ms"), dict):
+        return row
+    from chaos.slo import load
+    from topology.errors import TopologyError
+    try:
+        slos = load()
+    except TopologyError:
+        return row
+    bounds = {ep: slos[(row["fault"], ep)].bound_ms for ep in row["gaps_ms"] if (row["fault"], ep) in slos}
+    return row | {"slo_ms": bounds} if bounds else row
+
+
+def build(tests: list[TestResult], m: Measurements, *, title: str, inputs: list[str]) -> Scorecard:
+    gap_rows = [r for r in m.kind(*GAP_KINDS) if isinstance(r.get("fault"), str) and isinstance(r.get("gaps_ms"),
+                                                                                               dict)]
+    agg = aggregate([_with_bounds(r) for r in gap_rows])
+    tables = [tests_table(tests), slo_table(agg, _ttl_of(gap_rows)), integrity_table(agg, gap_rows),
+              dr_table(m.kind(DR_KIND)), layer_table(m.kind(LAYER_KIND)), load_table(m.kind(LOAD_KIND)),
+              vector_table(m.kind(VECTOR_KIND))]
+    images = [(t.name, name, path) for t in tests for name, path in t.images]
+    return Scorecard(title, tables, images, inputs, time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+
+
+def _md_table(t: Table) -> str:
+    parts = [f"## {t.title}", ""]
+    if not t.rows:
+        parts += [f"_{t.empty}._", ""]
+    else:
+        parts += ["| " + " | ".join(t.header) + " |", "|" + "|".join("---" for _ in t.header) + "|"]
+        parts += ["| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in r) + " |" for r in t.rows]
+        parts.append("")
+    if t.note:
+        parts += [t.note, ""]
+    return "\n".join(parts)
+
+
+def render_markdown(sc: Scorecard, image_names: list[str]) -> str:
+    parts = [f"# {sc.title}", "", f"Generated {sc.generated} from: {', '.join(sc.inputs)}.", ""]
+    parts += [_md_table(t) for t in sc.tables]
+    parts += ["## Timelines", ""]
+    if not sc.images:
+        parts += ["_no timeline pictures in the allure results._", ""]
+    for (test, name, _), file in zip(sc.images, image_names):
+        parts += [f"### {test}: {name}", "", f"![{name}](img/{file})", ""]
+    return "\n".join(parts)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px auto;max-width:1400px;
+color:#1f2328;padding:0 16px;font-size:14px}
+h1{font-size:24px;border-bottom:2px solid #d0d7de;padding-bottom:6px}
+h2{font-size:18px;margin-top:28px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
+h3{font-size:14px;margin:18px 0 6px}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}
+th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f6f8fa;position:sticky;top:0}
+tr:nth-child(even) td{background:#fbfcfd}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.nowrap{white-space:nowrap}
+td.PASS,td.PASSED{background:#dafbe1!important;color:#116329;font-weight:600}
+td.FAIL,td.FAILED,td.BROKEN{background:#ffebe9!important;color:#a40e26;font-weight:600}
+td.LOSS{background:#fff8c5!important;color:#7d4e00;font-weight:600}
+td.skipped,td.not{color:#57606a}
+td.XFAIL{background:#fff8c5!important;color:#7d4e00}
+p.note{color:#57606a;max-width:1100px;white-space:pre-line}
+p.empty{font-style:italic;color:#57606a}
+.meta{color:#57606a}
+nav a{margin-right:14px}
+figure{margin:10px 0 24px}
+figure img{max-width:100%;border:1px solid #d0d7de}
+figcaption{color:#57606a;font-size:12px}
+"""
+
+
+def _is_num(cell: str) -> bool:
+    c = cell.replace(",", "").replace("×", "").replace("(", "").replace(")", "").replace("/", "").split()
+    return bool(c) and all(x.replace(".", "", 1).lstrip("+-−").isdigit() or x == DASH for x in c)
+
+
+def _html_table(t: Table, anchor: str) -> str:
+    e = html.escape
+    out = [f'<h2 id="{anchor}">{e(t.title)}</h2>']
+    if not t.rows:
+        out.append(f'<p class="empty">{e(t.empty)}.</p>')
+    else:
+        out.append("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in t.header) + "</tr></thead><tbody>")
+        for r in t.rows:
+            tds = []
+            for i, c in enumerate(r):
+                cls = c.split()[0] if i == t.status_col and c else (
+                    "num" if _is_num(c) else "nowrap" if ("✓" in c or "✗" in c) else "")
+                tds.append(f'<td class="{e(cls)}">{e(c)}</td>' if cls else f"<td>{e(c)}</td>")
+            out.append("<tr>" + "".join(tds) + "</tr>")
+        out.append("</tbody></table>")
+    if t.note:
+        out.append(f'<p class="note">{e(t.note)}</p>')
+    return "\n".join(out)
+
+
+def render_html(sc: Scorecard) -> str:
+    e = html.escape
+    anchors = [f"t{i}" for i in range(len(sc.tables))]
+    nav = "".join(f'<a href="#{a}">{e(t.short or t.title.split(":")[0])}</a>' for a, t in zip(anchors, sc.tables))
+    parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(sc.title)}</title>",
+             f"<style>{CSS}</style></head><body>", f"<h1>{e(sc.title)}</h1>",
+             f'<p class="meta">Generated {e(sc.generated)} from: {e(", ".join(sc.inputs))}.</p>',
+             f'<nav>{nav}<a href="#timelines">Timelines</a></nav>']
+    parts += [_html_table(t, a) for a, t in zip(anchors, sc.tables)]
+    parts.append('<h2 id="timelines">Timelines</h2>')
+    if not sc.images:
+        parts.append('<p class="empty">no timeline pictures in the allure results.</p>')
+    for test, name, path in sc.images:
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        parts.append(f'<figure><figcaption>{e(test)}: {e(name)}</figcaption>'
+                     f'<img alt="{e(name)}" src="data:image/png;base64,{data}"></figure>')
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write(sc: Scorecard, out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    img = out / "img"
+    shutil.rmtree(img, ignore_errors=True)
+    names = []
+    if sc.images:
+        img.mkdir()
+        for i, (_, name, path) in enumerate(sc.images, start=1):
+            safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:60]
+            names.append(f"{i:02d}-{safe}.png")
+            shutil.copyfile(path, img / names[-1])
+    md, page = out / "scorecard.md", out / "scorecard.html"
+    md.write_text(render_markdown(sc, names))
+    page.write_text(render_html(sc))
+    return md, page
+
+
+# ---------------------------------------------------------------- allure generate
+
+def allure_generate(results: Path, out: Path, *, allure: str | None = None) -> str:
+    """Run `allure generate` keeping history; returns a sentence for the console either way."""
+    allure = allure or shutil.which("allure")
+    if not allure:
+        return ("allure command-line tool not installed (it needs Java or npm): skipped `allure generate`; "
+                "the scorecard is written anyway")
+    report = out / "allure-report"
+    previous = report / "history"
+    if previous.is_dir():   # Allure's trend charts read <results>/history from the previous report
+        shutil.copytree(previous, results / "history", dirs_exist_ok=True)
+    try:
+        proc = subprocess.run([allure, "generate", str(results), "-o", str(report), "--clean"],
+                              capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"allure generate failed: {exc}"
+    if proc.returncode != 0:
+        return f"allure generate failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-300:]}"
+    return f"allure report: {report / 'index.html'} (history kept)"
+
+
+# ---------------------------------------------------------------- CLI
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", type=Path, default=Path("allure-results"),
+                   help="allure-results directory of the run (default allure-results)")
+    p.add_argument("--measurements", type=Path, action="append", default=None, metavar="FILE",
+                   help="measurements.jsonl of the run (repeatable; default reports/out/measurements.jsonl)")
+    p.add_argument("--out", type=Path, default=Path("reports/out/scorecard"),
+                   help="output directory (default reports/out/scorecard)")
+    p.add_argument("--title", default="dpg-chaos scorecard")
+    p.add_argument("--no-allure", action="store_true", help="do not run `allure generate` even if installed")
+
+
+def run(args: argparse.Namespace) -> int:
+    measurements = args.measurements or [Path(__file__).resolve().parent / "out" / "measurements.jsonl"]
+    if not args.results.is_dir():
+        print(f"scorecard: {args.results} is not a directory (run pytest with --alluredir {args.results})",
+              file=sys.stderr)
+        return 2
+    try:
+        m = load_measurements(measurements)
+    except OSError as err:
+        print(f"scorecard: {err}", file=sys.stderr)
+        return 2
+    tests = load_allure(args.results)
+    sc = build(tests, m, title=args.title, inputs=[str(args.results), *map(str, measurements)])
+    md, page = write(sc, args.out)
+    for t in sc.tables:
+        fails = sum(1 for r in t.rows if t.status_col is not None and r[t.status_col] in ("FAIL", "FAILED",
+                                                                                          "BROKEN"))
+        state = t.empty if not t.rows else f"{len(t.rows)} row(s)" + (f", {fails} FAIL" if fails else "")
+        print(f"  {t.title}: {state}")
+    print(f"  timelines: {len(sc.images)} picture(s); {m.malformed} malformed measurement line(s) ignored")
+    print(f"wrote {md} and {page} ({page.stat().st_size // 1024} KiB, self-contained)")
+    if not args.no_allure:
+        print(allure_generate(args.results, args.out))
+    return 0

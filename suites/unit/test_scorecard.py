@@ -1,0 +1,196 @@
+"""The review scorecard from a hand-made run (measurements + allure results), the per-layer benchmark's verdicts
+and the under-load analysis: no cluster, no Locust process."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from chaos.load.locust_run import Request, parse_stats
+from chaos.load.under_load import impact, windows
+from reports import layers
+from reports.__main__ import main as reports_main
+from reports.timeline import render_load_timeline
+
+pytestmark = pytest.mark.unit
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+
+
+def failover(fault: str, gaps: dict, slo: dict, **extra) -> dict:
+    return {"kind": "failover", "fault": fault, "gaps_ms": gaps, "slo_ms": slo, "lost": 0, "unexpected": 0,
+            "duplicates": 0, "split_brain": [], "acknowledged": 100, "leader_elected_s": 1.0,
+            "healthy_after_s": 5.0, **extra}
+
+
+def layer_row(layer: str, ops: float, p50: float) -> dict:
+    return {"kind": "layer_bench", "engine": "pgbench", "workload": "read", "layer": layer, "clients": 8,
+            "seconds": 10, "ops": int(ops * 10), "failed": 0, "ops_per_s": ops, "p50_ms": p50, "p95_ms": p50 * 3,
+            "p99_ms": p50 * 5, "ratio_ops": ops / 8000, "ratio_p50": p50 / 0.9, "targets": "ops/s ≤ 10k ✗",
+            "limit": "CPU: host 98% busy"}
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    rows = [
+        failover("switchover", {"haproxy": 1800, "pgbouncer": 2100}, {"haproxy": 3000, "pgbouncer": 3000}),
+        failover("switchover", {"haproxy": 2200, "pgbouncer": 2400}, {"haproxy": 3000, "pgbouncer": 3000}),
+        # one hard-kill run over its bound, and a lost write
+        failover("hard_kill", {"haproxy": 24100}, {"haproxy": 23500}, lost=2),
+        # a planned fault that duplicated a row: a data-integrity failure
+        failover("graceful_stop", {"haproxy": 2000}, {"haproxy": 3000}, duplicates=1),
+        layer_row("direct", 8000, 0.9), layer_row("haproxy", 5200, 1.4),
+        {"kind": "load_failover", "fault": "switchover", "entry_point": "haproxy", "users": 8, "requests": 9000,
+         "failed": 12, "failure_window_ms": 800, "write_gap_ms": 1900, "slo_ms": 3000, "p99_before_ms": 9,
+         "p99_peak_ms": 1500, "passed": True},
+        {"kind": "alert", "alert": "ignored"},
+        "not json",
+    ]
+    (tmp_path / "m.jsonl").write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    results = tmp_path / "allure-results"
+    results.mkdir()
+    (results / "a-attachment.png").write_bytes(PNG)
+    (results / "1-result.json").write_text(json.dumps({
+        "name": "test_switchover_meets_slo", "fullName": "suites.failover#test_switchover_meets_slo",
+        "historyId": "h1", "status": "passed", "start": 1000, "stop": 61000,
+        "steps": [{"name": "verify", "attachments": [{"name": "switchover timeline", "source": "a-attachment.png",
+                                                      "type": "image/png"}]}]}))
+    (results / "2-result.json").write_text(json.dumps({
+        "name": "test_hard_kill_of_leader", "fullName": "suites.failover#test_hard_kill_of_leader",
+        "historyId": "h2", "status": "failed", "start": 1000, "stop": 91000,
+        "statusDetails": {"message": "hard_kill: data loss: 2 acknowledged writes lost"}}))
+    return tmp_path
+
+
+def scorecard(run_dir: Path, *extra: str) -> tuple[int, str, str]:
+    out = run_dir / "out"
+    code = reports_main(["scorecard", "--results", str(run_dir / "allure-results"), "--measurements",
+                         str(run_dir / "m.jsonl"), "--out", str(out), "--no-allure", *extra])
+    return code, (out / "scorecard.md").read_text(), (out / "scorecard.html").read_text()
+
+
+def test_every_table_is_present(run_dir):
+    code, md, page = scorecard(run_dir)
+    assert code == 0
+    for title in ("## Tests", "## SLO: longest write gap", "## Data integrity per scenario",
+                  "## Disaster recovery: RTO / RPO", "## Benchmark: ops/s and latency per entry point",
+                  "## Chaos under load", "## Timelines"):
+        assert title in md, title
+    assert "no DR drill in this run" in md and "no DR drill in this run" in page
+    assert "(0.65×)" in md                       # the HAProxy row's ratio to direct (5200 / 8000)
+    assert "![switchover timeline](img/01-switchover-timeline.png)" in md
+    assert (run_dir / "out" / "img" / "01-switchover-timeline.png").read_bytes() == PNG
+
+
+def test_failing_slo_row_shows_fail_and_passing_rows_pass(run_dir):
+    _, md, _ = scorecard(run_dir)
+    slo = md.split("## SLO")[1].split("## Data integrity")[0]
+    hard = next(line for line in slo.splitlines() if line.startswith("| hard_kill | haproxy"))
+    assert hard.rstrip(" |").endswith("FAIL") and "| 24100 |" in hard and "| 23500 |" in hard
+    # physical floor of a hard fault: ttl (20 s by default) + 3500 ms
+    assert "| 23500 | +600 |" in hard
+    switch = [line for line in slo.splitlines() if line.startswith("| switchover |")]
+    assert len(switch) == 2 and all(line.rstrip(" |").endswith("PASS") for line in switch)
+    integrity = md.split("## Data integrity")[1].split("## Disaster")[0]
+    # 2 lost writes after a hard kill: within maximum_lag_on_failover, as the test allows; a duplicate fails
+    assert re.search(r"\| hard_kill \| 1 \| 100 \| 2 \| 0 \| 0 \| 0 \| LOSS ≤ BOUND \|", integrity)
+    assert re.search(r"\| graceful_stop \| 1 \| 100 \| 0 \| 0 \| 1 \| 0 \| FAIL \|", integrity)
+
+
+def test_html_is_self_contained_and_marks_fail(run_dir):
+    _, _, page = scorecard(run_dir)
+    assert "data:image/png;base64," in page
+    assert not re.search(r'<(img|script|link)[^>]+(src|href)="(?!data:|#)', page), "external reference in HTML"
+    assert '<td class="FAIL">FAIL</td>' in page and '<td class="PASS">PASS</td>' in page
+
+
+def test_dr_rows_and_empty_inputs(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "m.jsonl").write_text(json.dumps({"kind": "dr", "drill": "pitr restore", "rto_s": 95.2,
+                                                  "rpo_s": 0.4, "rto_bound_s": 300, "rpo_bound_s": 0}) + "\n")
+    code = reports_main(["scorecard", "--results", str(tmp_path / "r"), "--measurements", str(tmp_path / "m.jsonl"),
+                         "--out", str(tmp_path / "o"), "--no-allure"])
+    md = (tmp_path / "o" / "scorecard.md").read_text()
+    assert code == 0
+    assert re.search(r"\| pitr restore \| 95\.2 \| 300\.0 \| 0\.4 \| 0\.0 \|.*\| FAIL \|", md)   # RPO 0.4 > 0
+    assert "no failover measurements in this run" in md and "no allure results" in md
+
+
+def test_missing_inputs_are_one_clear_error(tmp_path, capsys):
+    assert reports_main(["scorecard", "--results", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    (tmp_path / "r").mkdir()
+    assert reports_main(["scorecard", "--results", str(tmp_path / "r"), "--measurements", str(tmp_path / "x.jsonl"),
+                         "--out", str(tmp_path / "o")]) == 2
+    assert "scorecard:" in capsys.readouterr().err
+
+
+def test_allure_absent_is_said_and_scorecard_still_written(run_dir, monkeypatch, capsys):
+    monkeypatch.setattr("reports.scorecard.shutil.which", lambda name: None)
+    out = run_dir / "out"
+    assert reports_main(["scorecard", "--results", str(run_dir / "allure-results"), "--measurements",
+                         str(run_dir / "m.jsonl"), "--out", str(out)]) == 0
+    assert "allure command-line tool not installed" in capsys.readouterr().out
+    assert (out / "scorecard.html").exists() and not (out / "allure-report").exists()
+
+
+# ---------------------------------------------------------------- per-layer benchmark verdicts
+
+def test_layer_ratios_targets_and_limits():
+    direct = layers.LayerRow("pgbench", "read", "direct", 8, 10, 80000, 0, 8000.0, 0.9, 2.0, 4.0)
+    bouncer = layers.LayerRow("pgbench", "read", "pgbouncer", 8, 10, 40000, 0, 4000.0, 1.8, 60.0, 90.0,
+                              cpu={"dpg-pgbouncer": 0.97, "dpg-patroni-1": 0.5}, host_busy=0.8)
+    layers.add_ratios([direct, bouncer])
+    assert bouncer.ratio_ops == pytest.approx(0.5) and bouncer.ratio_p50 == pytest.approx(2.0)
+    assert layers.target_verdict(bouncer) == "ops/s ✗ · p50 ✓ · p95 ✗"   # p95 60 ms >= 50 ms
+    assert layers.limit_of(bouncer, layer_containers=("dpg-pgbouncer",), db_container="dpg-patroni-1") \
+        .startswith("pooler")
+    busy = layers.LayerRow("pgbench", "write", "haproxy", 8, 10, 1, 0, 1.0, 1.0, 1.0, 1.0,
+                           cpu={"dpg-patroni-1": 1.1, "client (load generator)": 0.6}, host_busy=0.97)
+    assert layers.limit_of(busy, layer_containers=("dpg-haproxy",), db_container="dpg-patroni-1") \
+        .startswith("CPU: host 97% busy (patroni-1 1.10, client 0.60")
+
+
+# ---------------------------------------------------------------- under load
+
+def test_under_load_impact_confines_failures_and_measures_gap(tmp_path):
+    reqs = [Request(100 + i * 0.1, 2.0, "write" if i % 5 == 0 else "point_read", True, "") for i in range(100)]
+    # fault at t=105: 1.5 s of failures, then recovery
+    reqs = [r for r in reqs if not 105 <= r.wall < 106.5]
+    reqs += [Request(105 + i * 0.25, 30.0, "write", False, "OperationalError: x") for i in range(6)]
+    found = impact(reqs, 105.0, tail_s=2)
+    assert found.failed == 6 and found.failed_before == 0 and found.failed_tail == 0
+    assert found.failure_window_ms == pytest.approx(1280, abs=1)   # first start -> last end
+    assert found.write_gap_ms == pytest.approx(2000, abs=1)    # last ack 104.5 -> first after 106.5
+    assert found.errors == {"OperationalError": 6}
+    assert found.max_after_ms == 30.0
+    w = windows(reqs, 100.0, width=1.0)
+    assert sum(x.ok + x.failed for x in w) == len(reqs) and w[5].failed == 4
+    png = render_load_timeline(windows(reqs, 100.0, width=0.25), tmp_path / "t.png", title="t",
+                               marks=[(5.0, "inject switchover"), (6.0, "leader a → b")], slo_ms=3000)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_locust_stats_aggregated_row(tmp_path):
+    f = tmp_path / "s_stats.csv"
+    f.write_text("Type,Name,Request Count,Failure Count,Median Response Time,Requests/s,50%,95%,99%\n"
+                 "pg,point_read,900,0,1,90,1,3,7\n,Aggregated,1000,2,1,100.5,1,4,9\n")
+    s = parse_stats(f, user_class="MixUser", target="haproxy", users=8, seconds=10)
+    assert (s.requests, s.failures, s.ops_per_s, s.p50_ms, s.p95_ms, s.p99_ms) == (1000, 2, 100.5, 1, 4, 9)
+
+
+def test_allure_generate_keeps_history(tmp_path):
+    """With an `allure` on PATH the previous report's history/ goes into the results before generating."""
+    from reports.scorecard import allure_generate
+    fake = tmp_path / "allure"
+    fake.write_text('#!/bin/sh\n# allure generate <results> -o <report> --clean\nmkdir -p "$4/history"\n'
+                    'ls "$2/history" > "$4/seen-history.txt"\necho trend > "$4/history/history-trend.json"\n')
+    fake.chmod(0o755)
+    results, out = tmp_path / "results", tmp_path / "out"
+    results.mkdir()
+    assert "history kept" in allure_generate(results, out, allure=str(fake))
+    assert (out / "allure-report" / "seen-history.txt").read_text() == ""      # first run: nothing to keep
+    assert "history kept" in allure_generate(results, out, allure=str(fake))
+    assert (out / "allure-report" / "seen-history.txt").read_text().split() == ["history-trend.json"]
