@@ -89,7 +89,9 @@ class DcsOutageExperiment:
         self.after_heal_s = after_heal_s
         self.stacks = sorted({"patroni", *(ep.stack for ep in self.entry_points)})
 
-    def run(self, inject: OutageFactory) -> DcsOutageResult:
+    def run(self, inject: OutageFactory, *, during: Callable[[], object] | None = None) -> DcsOutageResult:
+        """`during` runs inside the outage (e.g. waiting for an alert); the outage lasts outage_s or until it
+        returns, whichever is later."""
         with allure.step(f"steady state: {', '.join(self.stacks)} healthy, etcd has 3 healthy members"):
             assert_healthy(self.client, self.stacks)
             wait_for(lambda: self.etcd.healthy_count() == 3, within=TIMEOUTS.cluster_ready, what="3 healthy etcd members")
@@ -106,7 +108,9 @@ class DcsOutageExperiment:
                 with allure.step(f"inject: {self.fault} for {self.outage_s:.0f} s (ttl {ttl_seconds()} s)"):
                     injected_at = time.monotonic()
                     with inject(leader, history):
-                        time.sleep(self.outage_s / 2)
+                        if during is not None:
+                            during()
+                        time.sleep(max(0.0, self.outage_s / 2 - (time.monotonic() - injected_at)))
                         etcd_during = self._etcd_snapshot()
                         history.mark("etcd", "snapshot", str(etcd_during))
                         time.sleep(max(0.0, self.outage_s - (time.monotonic() - injected_at)))

@@ -3,6 +3,10 @@ the aggregate of existing measurement files.
 
     python -m reports bench --runs 5 --faults switchover,graceful_stop --max-minutes 30
     python -m reports table reports/out/measurements.jsonl [--markdown]
+    python -m reports vector-bench --queries 1000          # vector search latency and recall (running vector DB)
+    python -m reports layers --seconds 10                  # ops/s, p50/p95/p99 per entry point vs direct PostgreSQL
+    python -m reports scorecard --results allure-results --measurements reports/out/measurements.jsonl \
+        --out reports/out/scorecard                        # one run's scorecard: Markdown + self-contained HTML
 
 Exit codes of `table`: 0 rows found, 1 no failover rows, 2 a file could not be read.
 """
@@ -31,6 +35,21 @@ def _bench(args: argparse.Namespace) -> int:
     return bench.run(args)
 
 
+def _vector_bench(args: argparse.Namespace) -> int:
+    from reports import vector_bench
+    return vector_bench.run(args)
+
+
+def _layers(args: argparse.Namespace) -> int:
+    from reports import layers
+    return layers.run(args)
+
+
+def _scorecard(args: argparse.Namespace) -> int:
+    from reports import scorecard
+    return scorecard.run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     from reports.bench import add_arguments
 
@@ -46,6 +65,22 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("files", nargs="+", type=Path, metavar="FILE", help="measurements.jsonl file(s)")
     t.add_argument("--markdown", action="store_true", help="Markdown instead of the terminal table")
     t.set_defaults(fn=_table)
+    from reports import vector_bench
+    v = sub.add_parser("vector-bench", help="vector search latency (HNSW vs exact scan) and recall per ef_search "
+                                            "(needs the running vector stack)")
+    vector_bench.add_arguments(v)
+    v.set_defaults(fn=_vector_bench)
+    from reports import layers, scorecard
+    lb = sub.add_parser("layers", help="ops/s and p50/p95/p99 per entry point (direct, HAProxy, PgBouncer, "
+                                       "Traefik, Citus) in one run, as ratios to direct PostgreSQL "
+                                       "(needs the running stacks)",
+                        description="Per-layer benchmark with pgbench and Locust; compares with the seed's targets.")
+    layers.add_arguments(lb)
+    lb.set_defaults(fn=_layers)
+    sc = sub.add_parser("scorecard", help="turn one run's allure-results + measurements into scorecard.md and a "
+                                          "self-contained scorecard.html (and `allure generate` where installed)")
+    scorecard.add_arguments(sc)
+    sc.set_defaults(fn=_scorecard)
     args = p.parse_args(argv)
     return args.fn(args)
 

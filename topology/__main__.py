@@ -1,4 +1,4 @@
-"""python -m topology build|up|down|status|logs|health [stack ...]"""
+"""python -m topology build|up|down|status|logs|health|backup-info [stack ...]"""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     lg = sub.add_parser("logs", help="recent logs of a stack's containers")
     lg.add_argument("stacks", nargs="+")
     lg.add_argument("--tail", type=int, default=100)
+    sub.add_parser("backup-info", help="pgBackRest repository status (`pgbackrest info`) of the Patroni stack")
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -98,7 +99,15 @@ def _logs(args) -> int:
     return 0
 
 
-COMMANDS = {"build": _build, "up": _up, "down": _down, "status": _status, "health": _health, "logs": _logs}
+def _backup_info(args) -> int:
+    from . import backup, images
+    repo = backup.Repository(images.docker_client())
+    print(repo.info_text().rstrip())
+    code, message = repo.status()
+    return 0 if code == 0 else 1
+
+
+COMMANDS = {"backup-info": _backup_info, "build": _build, "up": _up, "down": _down, "status": _status, "health": _health, "logs": _logs}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from .base import Fault, FaultError, Target, exec_root, resolve, signal_name, target_name
+from .base import Fault, FaultError, Target, exec_root, reload_or_none, resolve, signal_name, target_name, wait_until
 
 # pid file paths may use $VAR / ${VAR} (expanded by the container's shell) but nothing that a shell
 # would execute; anything else is refused rather than quoted.
@@ -15,8 +15,14 @@ class ProcessKilled(Fault):
     """Signal one process found by pid file or name (the supervisor must recover it); heal is a no-op."""
 
     def __init__(self, container: Target, pidfile: str | None = None, name: str | None = None,
-                 signal: str | int = "SIGKILL", *, history=None) -> None:
+                 signal: str | int = "SIGKILL", *, restart: bool = False, settle: float = 10.0,
+                 history=None) -> None:
         super().__init__(history=history)
+        #: the process is the container's main one and nothing restarts it (plain postgres under dumb-init:
+        #: the container exits with it): heal waits up to `settle` s for the container to stop, then starts it
+        self.restart = restart
+        self.settle = settle
+        self._restarted = ""
         if (pidfile is None) == (name is None):
             raise ValueError("ProcessKilled needs exactly one of pidfile= or name=")
         if pidfile is not None and not _SAFE_PATH.match(pidfile):
@@ -63,10 +69,21 @@ class ProcessKilled(Fault):
         self.pid = pid
 
     def heal(self) -> None:
-        """Nothing to undo: a killed process is recovered by its supervisor (Patroni, dumb-init...)."""
+        """Nothing to undo: a killed process is recovered by its supervisor (Patroni, dumb-init...);
+        with `restart=True` the container, which exited with its main process, is started again."""
+        if not self.restart or self.pid is None:
+            return
+        from .containers import ensure_running
+
+        c = reload_or_none(resolve(self.target))
+        if c is not None:
+            wait_until(lambda: reload_or_none(c) is None or c.status != "running", within=self.settle)
+            self._restarted = ensure_running(c)
 
     def injected_detail(self) -> str:
         return f"{self.describe()}: sent {self.signal} to pid {self.pid}"
 
     def healed_detail(self) -> str:
+        if self.restart:
+            return f"{self.describe()}: container {self._restarted or 'left as it was'}; signalled pid {self.pid}"
         return f"{self.describe()}: no-op (supervisor recovers); signalled pid {self.pid}"

@@ -19,6 +19,7 @@ import pytest
 from chaos.faults import Isolated, Killed, Partitioned, Stopped
 from chaos.slo import bound, limit
 from suites.failover.conftest import assert_failover_ok, async_loss_bound
+from topology.alerts import expect_alerts, wait_firing
 from topology.names import ETCD_MEMBERS, PATRONI_NODES, container
 
 pytestmark = [pytest.mark.destructive, allure.parent_suite("etcd"), allure.suite("DCS faults")]
@@ -124,11 +125,23 @@ def quorum_lost(shape: str, history):
             yield
 
 
-@allure.title("quorum lost ({shape}, {failsafe_mode}): no two primaries, recovery when quorum returns")
+#: the alerts each quorum-loss shape must raise (and clear after heal), as Prometheus sees etcd
+QUORUM_ALERTS = {
+    "two_members_stopped": [("EtcdNoQuorum", None), ("EtcdMemberDown", {"instance": f"{ETCD_MEMBERS[1]}:2379"})],
+    "patroni_with_minority": [("EtcdNoLeader", {"instance": f"{ETCD_MEMBERS[0]}:2379"})],
+}
+
+
+@allure.title("quorum lost ({shape}, {failsafe_mode}): no two primaries, alerts fire, recovery when quorum returns")
 @pytest.mark.parametrize("shape", ["two_members_stopped", "patroni_with_minority"])
-def test_quorum_loss(dcs_outage, failsafe_mode, shape):
+def test_quorum_loss(dcs_outage, failsafe_mode, shape, monitoring_stack):
     fault = "quorum_loss_failsafe" if failsafe_mode else "quorum_loss"
-    result = dcs_outage(fault).run(lambda leader, h: quorum_lost(shape, h))
+    with expect_alerts(*QUORUM_ALERTS[shape], scenario=f"{fault}:{shape}") as watches:
+        result = dcs_outage(fault).run(lambda leader, h: quorum_lost(shape, h), during=lambda: wait_firing(*watches))
+    _check_quorum_loss(result, failsafe_mode, shape)
+
+
+def _check_quorum_loss(result, failsafe_mode: bool, shape: str) -> None:
     reachable_quorum = set(result.etcd_during["healthy"]) & set(PATRONI_REACHES[shape])
     assert not reachable_quorum, f"Patroni could still reach a quorum member: {result.etcd_during}"
     assert result.max_primaries <= 1, f"{result.max_primaries} primaries at once: {result.max_primaries_nodes}"

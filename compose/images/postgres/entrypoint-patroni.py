@@ -36,6 +36,14 @@ if ttl < 20 or loop_wait < 1 or retry_timeout < 3 or loop_wait + 2 * retry_timeo
 superuser_pw = env("DPG_SUPERUSER_PASSWORD", "postgres_pw")
 repl_pw = env("DPG_REPLICATION_PASSWORD", "replicator_pw")
 data_dir = env("PGDATA", "/data/pgdata")
+# pgBackRest: archive to the repository host and clone replicas from its backups (empty = no backups at all)
+repo_host = env("DPG_PGBACKREST_REPO_HOST", "")
+stanza = env("DPG_PGBACKREST_STANZA", "dpg")
+bootstrap_method = env("DPG_BOOTSTRAP_METHOD", "initdb")
+if bootstrap_method not in ("initdb", "pgbackrest"):
+    sys.exit(f"dpg-patroni: DPG_BOOTSTRAP_METHOD={bootstrap_method!r}: expected initdb or pgbackrest")
+if bootstrap_method == "pgbackrest" and not repo_host:
+    sys.exit("dpg-patroni: DPG_BOOTSTRAP_METHOD=pgbackrest needs DPG_PGBACKREST_REPO_HOST")
 
 config = {
     "scope": env("DPG_SCOPE", "dpg"),
@@ -104,6 +112,28 @@ config = {
     "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False, "nosync": False},
 }
 
+if repo_host:
+    archive_get = f'pgbackrest --stanza={stanza} archive-get %f "%p"'
+    config["postgresql"]["parameters"].update({
+        "archive_mode": "on",
+        "archive_command": f"pgbackrest --stanza={stanza} archive-push %p",
+        "archive_timeout": env("DPG_ARCHIVE_TIMEOUT", "30s"),
+    })
+    # a replica is cloned from the newest backup plus the archive when one exists, else streamed from the leader
+    config["postgresql"]["create_replica_methods"] = ["pgbackrest", "basebackup"]
+    config["postgresql"]["pgbackrest"] = {"command": f"pgbackrest --stanza={stanza} --delta restore",
+                                          "keep_data": True, "no_params": True}
+    config["postgresql"]["recovery_conf"] = {"restore_command": archive_get}
+    if bootstrap_method == "pgbackrest":
+        config["bootstrap"]["method"] = "pgbackrest"
+        config["bootstrap"]["pgbackrest"] = {
+            "command": "/usr/local/bin/dpg-bootstrap-restore", "no_params": True,
+            "keep_existing_recovery_conf": False,
+            "recovery_conf": {"restore_command": archive_get, "recovery_target_action": "promote",
+                              "recovery_target_timeline": "latest"},
+        }
+    subprocess.run(["python3", "/usr/local/bin/dpg-pgbackrest-conf", "node"], check=True)
+
 os.makedirs("/etc/patroni", exist_ok=True)
 with open("/etc/patroni/patroni.yml", "w") as fh:
     json.dump(config, fh, indent=1)  # JSON is valid YAML
@@ -114,6 +144,8 @@ with open("/etc/patroni/patroni.yml", "w") as fh:
 stopping = []
 signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
 signal.signal(signal.SIGINT, lambda *_: stopping.append("SIGINT"))
+# the node's own pgBackRest TLS server: the repository host reaches the data directory through it for backups
+server = subprocess.Popen(["pgbackrest", "server"]) if repo_host else None
 child = subprocess.Popen(["patroni", "/etc/patroni/patroni.yml"])
 while True:
     try:
@@ -121,6 +153,8 @@ while True:
         break
     except InterruptedError:
         continue
+if server is not None and server.poll() is None:
+    server.terminate()
 linger = float(env("DPG_STOP_LINGER_S", "3"))
 if stopping and linger > 0:
     time.sleep(linger)
