@@ -52,6 +52,7 @@ def test_failover_through_pooler(experiment, fault):
 
 
 @allure.title("client max_client_conn+1 is refused at once with a clear error; the others keep working")
+@pytest.mark.destructive   # holds every client slot of the pooler: no other test may use it meanwhile
 def test_client_beyond_max_client_conn_is_refused_quickly(write_paths_stacks):
     cap = pgbouncer.setting("max_client_conn")
     bound = limit("pgbouncer_refusal")
@@ -81,6 +82,7 @@ def _answers(conn) -> bool:
 
 
 @allure.title("more concurrent transactions than pool slots: the excess queues and drains, nothing hangs")
+@pytest.mark.destructive   # fills the pool: other clients would queue behind it
 def test_transactions_beyond_pool_size_queue_and_drain(write_paths_stacks):
     pool_size, wait_timeout = pgbouncer.setting("default_pool_size"), pgbouncer.setting("query_wait_timeout")
     clients, hold = min(pgbouncer.setting("max_client_conn") - 5, 2 * pool_size + 10), 1.0
