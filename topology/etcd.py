@@ -42,13 +42,16 @@ class EtcdCluster:
         if c.status != "running":
             return 1, c.status
         res = c.exec_run(["etcdctl", f"--endpoints=http://127.0.0.1:{ETCD_CLIENT_PORT}",
-                          "--command-timeout=2s", "--dial-timeout=1s", *args])
-        return res.exit_code, res.output.decode(errors="replace")
+                          "--command-timeout=2s", "--dial-timeout=1s", *args], demux=True)
+        out, err = res.output
+        # stdout carries the answer; etcdctl logs retries on stderr (kept for the error case only)
+        return res.exit_code, (out or b"").decode(errors="replace") if res.exit_code == 0 else \
+            ((out or b"") + (err or b"")).decode(errors="replace")
 
     def member(self, name: str) -> EtcdMember:
         rc, out = self._exec(name, "endpoint", "status", "-w", "json")
         if rc != 0:
-            return EtcdMember(name, running=False if out in ("no such container", "exited") else True,
+            return EtcdMember(name, running=out not in ("no such container", "exited"),
                               member_id=None, leader_id=None, raft_term=None, healthy=False)
         status = json.loads(out)[0]["Status"]
         healthy = self._exec(name, "endpoint", "health")[0] == 0

@@ -41,10 +41,11 @@ class PatroniCluster:
                 c = self.client.containers.get(container(member))
                 if c.status != "running":
                     continue
+                # stdout only: etcdctl logs retries ("leader changed") on stderr, which is not the value
                 res = c.exec_run(["etcdctl", "--endpoints=http://127.0.0.1:2379", "--command-timeout=2s",
-                                  "get", LEADER_KEY, "--print-value-only"], demux=False)
+                                  "get", LEADER_KEY, "--print-value-only"], demux=True)
                 if res.exit_code == 0:
-                    value = res.output.decode().strip()
+                    value = (res.output[0] or b"").decode().strip()
                     return value or None
             except (docker.errors.NotFound, docker.errors.APIError):
                 continue

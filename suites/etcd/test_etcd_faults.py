@@ -25,10 +25,18 @@ from topology.names import ETCD_MEMBERS, PATRONI_NODES, container
 pytestmark = [pytest.mark.destructive, allure.parent_suite("etcd"), allure.suite("DCS faults")]
 
 
+class LeaderDemoted(AssertionError):
+    """The Patroni leader stopped acting as primary although only one etcd member was lost."""
+
+
 def assert_writes_undisturbed(result) -> None:
-    """No Patroni leader change, every entry point within its bound, nothing lost, no split brain."""
+    """No Patroni leader change, no demotion, every entry point within its bound, nothing lost, no split brain."""
     assert result.leaders_seen == [result.leader_before], \
         f"the Patroni leader key changed: {result.leaders_seen}"
+    if result.no_primary_after_s is not None:
+        assert_history_clean(result)
+        raise LeaderDemoted(f"the leader demoted itself {result.no_primary_after_s:.1f} s into the fault "
+                            f"(write gaps {result.summary()['gaps_ms']})")
     assert result.max_primaries == 1, f"{result.max_primaries} primaries at once: {result.max_primaries_nodes}"
     assert_history_clean(result)
     assert_gaps_within_slo(result)
@@ -54,9 +62,10 @@ def assert_history_clean(result) -> None:
         a.detail for a in result.split_brain.anomalies)[:500]
 
 
-def a_follower(etcd) -> str:
-    leader = etcd.leader()
-    return next(m for m in reversed(ETCD_MEMBERS) if m != leader)
+def a_bystander(etcd, cluster) -> str:
+    """An etcd member that is neither the raft leader nor the one the Patroni leader is connected to."""
+    busy = {etcd.leader(), etcd.client_member_of(cluster.leader())}
+    return next(m for m in reversed(ETCD_MEMBERS) if m not in busy)
 
 
 def all_others(member: str) -> list[str]:
@@ -64,10 +73,10 @@ def all_others(member: str) -> list[str]:
     return [container(m) for m in ETCD_MEMBERS if m != member] + [container(n) for n in PATRONI_NODES]
 
 
-@allure.title("one etcd member {shape}: Patroni does not notice, writes go on")
+@allure.title("one etcd member {shape} (a follower Patroni does not use): Patroni does not notice, writes go on")
 @pytest.mark.parametrize("shape", ["stopped", "isolated"])
-def test_one_member_lost(dcs_outage, etcd, shape):
-    victim = a_follower(etcd)
+def test_one_member_lost(dcs_outage, etcd, cluster, shape):
+    victim = a_bystander(etcd, cluster)
     fault = {"stopped": lambda: Stopped(container(victim)),
              "isolated": lambda: Isolated(container(victim), from_=all_others(victim))}[shape]
     result = dcs_outage(f"etcd_member_{shape}").run(lambda leader, h: fault())
@@ -96,6 +105,22 @@ def test_leader_client_member_isolated(dcs_outage, etcd, cluster):
     assert_writes_undisturbed(result)
     now = etcd.client_member_of(result.leader_before)
     allure.dynamic.description(f"Patroni leader talked to {member}; after the heal it talks to {now}")
+
+
+@allure.title("the etcd member the Patroni leader talks to is stopped (docker stop): Patroni keeps its lease")
+@pytest.mark.xfail(raises=LeaderDemoted, strict=False, reason=(
+    "seen in CI on 2026-11-25: a graceful stop of the etcd member the leader is connected to answers the "
+    "in-flight lease keepalive with gRPC code 14 ('error reading from server: EOF'); Patroni 4.0.7's etcd3 "
+    "client raises it as an unknown error instead of retrying another member, logs 'failed to update leader "
+    "lock', demotes immediately (immediate-nolock) and re-promotes ~3 s later on a new timeline: a 3.8 s write "
+    "outage. Isolation (no EOF) and kill (connection reset) of the same member are retried and invisible. "
+    "Only this demotion is the known outcome; a changed leader, lost writes or split brain still fail."))
+def test_leader_client_member_stopped(dcs_outage, etcd, cluster):
+    member = etcd.client_member_of(cluster.leader())
+    assert member, "cannot tell which etcd member the Patroni leader talks to"
+    result = dcs_outage("etcd_client_member_stopped").run(lambda leader, h: Stopped(container(member), history=h))
+    assert member not in result.etcd_during["healthy"], result.etcd_during
+    assert_writes_undisturbed(result)
 
 
 @allure.title("the etcd raft leader killed: a new raft leader, Patroni unaffected")
