@@ -7,12 +7,13 @@ import allure
 import pytest
 
 from chaos.dcs_outage import DcsOutageExperiment
+from chaos.experiment import container_logs
 from chaos.faults import DynamicConfigChanged, PatroniAPI
 from reports import evidence
 from suites.failover.conftest import cluster, experiment, pytest_runtest_makereport  # noqa: F401 - fixtures
 from topology.etcd import EtcdCluster
 from topology.health import assert_healthy
-from topology.names import ETCD_MEMBERS
+from topology.names import ETCD_MEMBERS, PATRONI_NODES
 from topology.timeouts import TIMEOUTS
 from topology.waiting import wait_for
 
@@ -30,9 +31,8 @@ def dcs_outage(write_paths_stacks, etcd, request):
     yield make
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.failed:
-        for m in ETCD_MEMBERS:
-            c = write_paths_stacks.containers.get(f"dpg-{m}")
-            evidence.attach_text(f"log {m}", c.logs(tail=100).decode(errors="replace"))
+        for member, log in container_logs(write_paths_stacks, [*ETCD_MEMBERS, *PATRONI_NODES], tail=100).items():
+            evidence.attach_text(f"log {member}", log)
     with allure.step("final health gate (Patroni, routers, 3 healthy etcd members)"):
         wait_for(lambda: etcd.healthy_count() == 3, within=TIMEOUTS.cluster_ready, what="3 healthy etcd members")
         assert_healthy(write_paths_stacks, ["patroni", "pgbouncer", "traefik"], within=TIMEOUTS.rejoin)

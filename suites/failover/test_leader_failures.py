@@ -14,7 +14,7 @@ import pytest
 from chaos.faults import Isolated, Killed, Paused, ProcessKilled, Stopped, Switchover
 from topology.names import ETCD_MEMBERS, PATRONI_NODES, container
 
-from .conftest import SLOBreach, assert_failover_ok, async_loss_bound
+from .conftest import ARCHIVING, ARCHIVING_COST, SLOBreach, assert_failover_ok, async_loss_bound
 
 pytestmark = [pytest.mark.destructive, allure.parent_suite("failover"), allure.suite("leader failures")]
 
@@ -90,6 +90,7 @@ def test_replica_loss_does_not_disturb_writes(experiment, cluster):
 
 
 @allure.title("two switchovers in a row, each within the soft-fault SLO")
+@pytest.mark.xfail(ARCHIVING, raises=SLOBreach, strict=False, reason=ARCHIVING_COST)
 def test_two_failovers_in_a_row(experiment, cluster):
     @contextlib.contextmanager
     def two_switchovers(leader, h):
@@ -108,7 +109,9 @@ def test_two_failovers_in_a_row(experiment, cluster):
 @allure.title("synchronous_mode: zero acknowledged writes lost under {fault}")
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", ["hard_kill", "isolation", "freeze"])
-def test_synchronous_mode_loses_nothing(experiment, synchronous_mode, fault):
+def test_synchronous_mode_loses_nothing(experiment, synchronous_mode, fault, request):
+    if fault == "isolation" and ARCHIVING:
+        request.applymarker(pytest.mark.xfail(raises=SLOBreach, strict=False, reason=ARCHIVING_COST))
     inject = {
         "hard_kill": lambda leader, h: Killed(container(leader), history=h),
         "isolation": lambda leader, h: Isolated(container(leader), from_=others(leader), history=h),
