@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 from topology.citus import CitusCluster
 from topology.errors import TopologyError
-from topology.stacks import port
+from topology.proxy_routes import proxy_route
 
 CONFIG = Path(__file__).with_name("citus.yaml")
 #: the fault proxy's route to worker-2: listens on 25008 inside the proxy container (25009 is Redis's)
@@ -55,18 +54,10 @@ def bounds(citus) -> CitusBounds:
     return CitusBounds(node_connection_timeout_ms=citus.setting_ms("citus.node_connection_timeout"), **values)
 
 
-def _api() -> str:
-    return f"http://127.0.0.1:{port('DPG_PORT_TOXIPROXY')}"
-
 
 @pytest.fixture(scope="module")
 def worker2_route(citus_stack, toxiproxy_stack):
     """A fault-proxy route toxiproxy:25008 -> citus-worker-2:5432 (Toxiproxy API), removed after the module.
     citus_stack comes first: without a Citus image the test is skipped before the proxy starts."""
-    requests.delete(f"{_api()}/proxies/{PROXY_NAME}", timeout=5)
-    r = requests.post(f"{_api()}/proxies", timeout=5, json={
-        "name": PROXY_NAME, "listen": f"0.0.0.0:{PROXY_PORT}", "upstream": "citus-worker-2:5432", "enabled": True})
-    if r.status_code not in (200, 201):
-        pytest.fail(f"fault proxy refused route {PROXY_NAME}: {r.status_code} {r.text[:200]}", pytrace=False)
-    yield PROXY_NAME
-    requests.delete(f"{_api()}/proxies/{PROXY_NAME}", timeout=5)
+    with proxy_route(PROXY_NAME, PROXY_PORT, "citus-worker-2:5432") as name:
+        yield name

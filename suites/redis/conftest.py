@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 from chaos.cache import CacheAside, PostgresUsers, redis_client
 from topology import endpoints
 from topology.errors import TopologyError
 from topology.stacks import port
+from topology.proxy_routes import proxy_route
 
 CONFIG = Path(__file__).with_name("cache.yaml")
 #: the fault proxy's route to Redis: listens on the last of the published proxy ports, dials redis:6379
@@ -69,20 +69,12 @@ def users(cache_stacks, cache_config):
         store.close()
 
 
-def _api() -> str:
-    return f"http://127.0.0.1:{port('DPG_PORT_TOXIPROXY')}"
-
 
 @pytest.fixture(scope="module")
 def redis_proxy(toxiproxy_stack):
     """A fault-proxy route 127.0.0.1:25009 -> redis:6379 (Toxiproxy API), removed at the end of the module."""
-    requests.delete(f"{_api()}/proxies/{PROXY_NAME}", timeout=5)
-    r = requests.post(f"{_api()}/proxies", timeout=5, json={
-        "name": PROXY_NAME, "listen": f"0.0.0.0:{PROXY_PORT}", "upstream": "redis:6379", "enabled": True})
-    if r.status_code not in (200, 201):
-        pytest.fail(f"fault proxy refused route {PROXY_NAME}: {r.status_code} {r.text[:200]}", pytrace=False)
-    yield PROXY_NAME
-    requests.delete(f"{_api()}/proxies/{PROXY_NAME}", timeout=5)
+    with proxy_route(PROXY_NAME, PROXY_PORT, "redis:6379") as name:
+        yield name
 
 
 @pytest.fixture
