@@ -99,34 +99,29 @@ class DcsOutageExperiment:
             evidence.attach_text("patronictl list (before)", self.cluster.patronictl_list())
         budget = self.outage_s + TIMEOUTS.failover + TIMEOUTS.rejoin + 120
         workload = Workload(self.entry_points, reads=[endpoints.haproxy_ro()], node_of=node_of_ip(), max_seconds=budget)
-        watcher = LeaderWatcher(self.cluster, workload.history)
-        with workload.running() as history, PrimaryCensus(max_seconds=budget) as census:
-            watcher.start()
-            try:
+        with workload.running() as history, PrimaryCensus(max_seconds=budget) as census, \
+                LeaderWatcher(self.cluster, history) as watcher:
+            for ep in self.entry_points:
+                assert workload.wait_acks(ep.name, 5, within=10), f"{ep.name}: no steady writes before the fault"
+            with allure.step(f"inject: {self.fault} for {self.outage_s:.0f} s (ttl {ttl_seconds()} s)"):
+                injected_at = time.monotonic()
+                with inject(leader, history):
+                    if during is not None:
+                        during()
+                    time.sleep(max(0.0, self.outage_s / 2 - (time.monotonic() - injected_at)))
+                    etcd_during = self._etcd_snapshot()
+                    history.mark("etcd", "snapshot", str(etcd_during))
+                    time.sleep(max(0.0, self.outage_s - (time.monotonic() - injected_at)))
+                    outage_end = time.monotonic()
+                healed_at = time.monotonic()      # the fault's heal has returned
+            with allure.step("heal, then wait for writes everywhere and a healthy cluster"):
                 for ep in self.entry_points:
-                    assert workload.wait_acks(ep.name, 5, within=10), f"{ep.name}: no steady writes before the fault"
-                with allure.step(f"inject: {self.fault} for {self.outage_s:.0f} s (ttl {ttl_seconds()} s)"):
-                    injected_at = time.monotonic()
-                    with inject(leader, history):
-                        if during is not None:
-                            during()
-                        time.sleep(max(0.0, self.outage_s / 2 - (time.monotonic() - injected_at)))
-                        etcd_during = self._etcd_snapshot()
-                        history.mark("etcd", "snapshot", str(etcd_during))
-                        time.sleep(max(0.0, self.outage_s - (time.monotonic() - injected_at)))
-                        outage_end = time.monotonic()
-                    healed_at = time.monotonic()      # the fault's heal has returned
-                with allure.step("heal, then wait for writes everywhere and a healthy cluster"):
-                    for ep in self.entry_points:
-                        if not workload.wait_acks(ep.name, 3, within=TIMEOUTS.failover):
-                            history.mark("stuck", ep.name, f"no writes within {TIMEOUTS.failover:.0f}s of heal")
-                    wait_for(lambda: self.etcd.healthy_count() == 3, within=TIMEOUTS.cluster_ready,
-                             what="3 healthy etcd members after heal")
-                    assert_healthy(self.client, self.stacks, within=TIMEOUTS.rejoin)
-                    time.sleep(self.after_heal_s)
-            finally:
-                watcher.stop_event.set()
-                watcher.join(timeout=5)
+                    if not workload.wait_acks(ep.name, 3, within=TIMEOUTS.failover):
+                        history.mark("stuck", ep.name, f"no writes within {TIMEOUTS.failover:.0f}s of heal")
+                wait_for(lambda: self.etcd.healthy_count() == 3, within=TIMEOUTS.cluster_ready,
+                         what="3 healthy etcd members after heal")
+                assert_healthy(self.client, self.stacks, within=TIMEOUTS.rejoin)
+                time.sleep(self.after_heal_s)
         return self._verify(history, workload.run_id, leader, (injected_at, outage_end, healed_at), census, watcher,
                             etcd_during)
 

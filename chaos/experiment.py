@@ -57,6 +57,14 @@ class LeaderWatcher(threading.Thread):
                 last = leader
             self.stop_event.wait(self.every)
 
+    def __enter__(self) -> "LeaderWatcher":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_event.set()
+        self.join(timeout=5)
+
     def first_leader_other_than(self, old: str, after: float) -> tuple[float, str] | None:
         """(when, who) of the first leader other than `old` seen in etcd since `after`."""
         return next(((t, l) for t, l in self.changes if t >= after and l and l != old), None)
@@ -139,7 +147,7 @@ class FailoverExperiment:
                             settings=self.settings, node_of=node_of_ip(),
                             max_seconds=TIMEOUTS.failover + TIMEOUTS.rejoin + 120)
         new_leader, elected_s = None, None
-        with workload.running() as history, self._watching(history) as watcher:
+        with workload.running() as history, LeaderWatcher(self.cluster, history) as watcher:
             for ep in self.entry_points:
                 assert workload.wait_acks(ep.name, 5, within=10), f"{ep.name}: no steady writes before the fault"
             with allure.step(f"inject + observe: {self.fault} on leader {old}"):
@@ -162,16 +170,6 @@ class FailoverExperiment:
             new_leader = self.cluster.leader()
         return self._verify(history, workload.run_id, old, new_leader, tl_before, elected_s, healthy_after,
                             injected_at)
-
-    @contextlib.contextmanager
-    def _watching(self, history: History):
-        watcher = LeaderWatcher(self.cluster, history)
-        watcher.start()
-        try:
-            yield watcher
-        finally:
-            watcher.stop_event.set()
-            watcher.join(timeout=5)
 
     def _wait_writes_resume(self, workload: Workload, history: History, *, within: float) -> None:
         for ep in self.entry_points:

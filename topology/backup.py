@@ -90,6 +90,16 @@ def _exec(c, cmd: str, *, timeout: float, user: str = "postgres") -> tuple[int, 
     return res.exit_code, (res.output or b"").decode(errors="replace")
 
 
+def _timed(c, cmd: str, *, timeout: float, check: bool, where: str = "") -> Result:
+    """`_exec` with its duration; with `check`, a non-zero exit raises BackupError naming the command."""
+    started = time.monotonic()
+    code, out = _exec(c, cmd, timeout=timeout)
+    result = Result(cmd, code, out, time.monotonic() - started)
+    if check and code != 0:
+        raise BackupError(f"`{cmd}`{where}", code, out)
+    return result
+
+
 class Repository:
     """The pgBackRest repository host of the Patroni stack."""
 
@@ -107,12 +117,7 @@ class Repository:
     def run(self, *args: str, check: bool = True, timeout: float | None = None) -> Result:
         """`pgbackrest --stanza=<stanza> <args>` on the repository host."""
         cmd = "pgbackrest " + shlex.join([f"--stanza={self.stanza}", *args])
-        started = time.monotonic()
-        code, out = _exec(self.container, cmd, timeout=timeout or TIMEOUTS.backup)
-        result = Result(cmd, code, out, time.monotonic() - started)
-        if check and code != 0:
-            raise BackupError(f"`{cmd}`", code, out)
-        return result
+        return _timed(self.container, cmd, timeout=timeout or TIMEOUTS.backup, check=check)
 
     # -- state
     def info(self) -> dict:
@@ -272,12 +277,7 @@ class ScratchRestore:
         self.sh("dpg-pgbackrest-conf client")
 
     def sh(self, cmd: str, *, check: bool = True, timeout: float | None = None) -> Result:
-        started = time.monotonic()
-        code, out = _exec(self.c, cmd, timeout=timeout or TIMEOUTS.restore)
-        r = Result(cmd, code, out, time.monotonic() - started)
-        if check and code != 0:
-            raise BackupError(f"`{cmd}` in {SCRATCH_NAME}", code, out)
-        return r
+        return _timed(self.c, cmd, timeout=timeout or TIMEOUTS.restore, check=check, where=f" in {SCRATCH_NAME}")
 
     def restore(self, *, check: bool = True) -> Result:
         """pgBackRest restore into the scratch data directory (archive_mode off in the restored cluster)."""

@@ -18,7 +18,7 @@ import pytest
 
 from chaos.faults import Isolated, Killed, Partitioned, Stopped
 from chaos.slo import bound, limit
-from suites.failover.conftest import assert_failover_ok, async_loss_bound
+from suites.failover.conftest import assert_failover_ok, async_loss_bound, data_safety_problems
 from topology.alerts import expect_alerts, wait_firing
 from topology.names import ETCD_MEMBERS, PATRONI_NODES, container
 
@@ -54,12 +54,8 @@ def assert_gaps_within_slo(result, *, during_outage: bool = False) -> None:
 
 
 def assert_history_clean(result) -> None:
-    sv = result.set_verdict
-    assert not sv.lost, f"acknowledged writes lost: {sorted(sv.lost)[:10]}"
-    assert not sv.unexpected and not sv.duplicates, f"unexpected {sorted(sv.unexpected)[:5]} / " \
-                                                    f"duplicates {sorted(sv.duplicates)[:5]}"
-    assert result.split_brain.valid is not False, "split brain: " + "; ".join(
-        a.detail for a in result.split_brain.anomalies)[:500]
+    problems = data_safety_problems(result.set_verdict, result.split_brain)
+    assert not problems, f"{result.fault}: " + " | ".join(problems)
 
 
 def a_bystander(etcd, cluster) -> str:

@@ -87,8 +87,16 @@ def assert_failover_ok(result: FailoverResult, *, allow_loss: int = 0) -> None:
     """The verdict of one scenario: no lost/phantom/duplicate write, no split brain, then the SLO per entry point.
 
     Data-safety problems are reported first and are never an SLOBreach."""
+    problems = data_safety_problems(result.set_verdict, result.split_brain, allow_loss=allow_loss)
+    assert not problems, f"{result.fault}: " + " | ".join(problems)
+    breaches = result.breaches()
+    if breaches:
+        raise SLOBreach(f"{result.fault}: SLO breach: " + " | ".join(breaches))
+
+
+def data_safety_problems(sv, sb, *, allow_loss: int = 0) -> list[str]:
+    """Lost (beyond `allow_loss`), unexpected or duplicate writes and split brain, as one list of problems."""
     problems = []
-    sv, sb = result.set_verdict, result.split_brain
     if len(sv.lost) > allow_loss:
         problems.append(f"data loss: {len(sv.lost)} acknowledged writes lost (allowed {allow_loss}): "
                         f"{sorted(sv.lost)[:10]}")
@@ -98,7 +106,4 @@ def assert_failover_ok(result: FailoverResult, *, allow_loss: int = 0) -> None:
         problems.append(f"duplicate rows: {sorted(sv.duplicates)[:10]}")
     if sb.valid is False:
         problems.append("split brain: " + "; ".join(a.detail for a in sb.anomalies)[:500])
-    assert not problems, f"{result.fault}: " + " | ".join(problems)
-    breaches = result.breaches()
-    if breaches:
-        raise SLOBreach(f"{result.fault}: SLO breach: " + " | ".join(breaches))
+    return problems
