@@ -18,7 +18,7 @@ from topology.docker_env import managed_containers, remove_everything
 from topology.errors import TopologyError
 from topology.stacks import resolve
 
-pytest_plugins = ["reports.pytest_allure"]
+pytest_plugins = ["reports.pytest_allure", "topology.pytest_guard"]
 
 
 def pytest_addoption(parser):

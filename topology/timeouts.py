@@ -25,6 +25,7 @@ class Timeouts:
     restore: float = 300.0           # a restore from the repository plus recovery to its target
     alert: float = 60.0              # Prometheus shows a change and an alert fires/resolves (scrape 5 s + for 5 s
                                      # + evaluation 5 s, plus the exporter's own timeout)
+    repair_check: float = 30.0       # after a failed destructive test: a stack heals by itself, else it is recreated
     citus_recover: float = 60.0      # a Citus node back after heal: started, crash recovery, queries reach it
 
 

