@@ -13,11 +13,12 @@ the SLO, as it does in the test's verdict, and is left out of the percentiles; `
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+from reports.jsonl import json_objects
 
 KIND = "failover"
 FAULT_ORDER = ("switchover", "graceful_stop", "postmaster_crash", "hard_kill", "isolation", "freeze",
@@ -49,15 +50,8 @@ def _valid_failover_row(row: dict[str, Any]) -> bool:
 def parse_lines(lines: Iterable[str], into: Loaded | None = None) -> Loaded:
     """Classify JSON lines: failover rows are kept, other kinds and malformed lines are only counted."""
     out = into if into is not None else Loaded()
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            out.malformed += 1
-            continue
-        if not isinstance(row, dict):
+    for row in json_objects(lines):
+        if row is None:
             out.malformed += 1
         elif row.get("kind") != KIND:
             out.other_kinds += 1

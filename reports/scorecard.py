@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from reports.jsonl import json_objects
+
 from reports.aggregate import DASH, FAULT_ORDER, Aggregate, aggregate, sort_key
 
 #: measurement kinds that carry a write gap per entry point and the data checkers' verdicts
@@ -72,18 +74,11 @@ def load_measurements(paths: Sequence[Path]) -> Measurements:
     out = Measurements()
     for p in paths:
         with open(p, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError:
+            for row in json_objects(fh):
+                if row is None:
                     out.malformed += 1
-                    continue
-                if isinstance(row, dict):
-                    out.rows.append(row)
                 else:
-                    out.malformed += 1
+                    out.rows.append(row)
         out.files.append(str(p))
     return out
 
