@@ -27,6 +27,8 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import psycopg
 
+from topology.endpoints import close_quietly
+
 #: the Redis errors the client swallows (redis-py's base class covers ConnectionError and TimeoutError)
 try:
     from redis.exceptions import RedisError
@@ -188,12 +190,8 @@ class PostgresUsers:
                 raise
 
     def close_unlocked(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # noqa: BLE001
-                pass
-            self._conn = None
+        close_quietly(self._conn)
+        self._conn = None
 
     def close(self) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import psycopg
 
 from topology import endpoints
+from topology.endpoints import close_quietly
 from topology.names import PATRONI_NODES
 
 
@@ -38,16 +39,11 @@ class _NodePoller(threading.Thread):
                 primary = not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
             except Exception:  # noqa: BLE001 - any failure means "no answer" for this sample
                 primary = None
-                if conn is not None:
-                    try:
-                        conn.close()
-                    except Exception:  # noqa: BLE001
-                        pass
+                close_quietly(conn)
                 conn = None
             self.out.append(Sample(self.node, time.monotonic(), primary))
             self.stop_event.wait(self.every)
-        if conn is not None:
-            conn.close()
+        close_quietly(conn)
 
 
 class PrimaryCensus:

@@ -22,7 +22,7 @@ import allure
 import psycopg
 
 from reports import evidence
-from topology.endpoints import Endpoint
+from topology.endpoints import Endpoint, close_quietly
 
 log = logging.getLogger("dpg.drill")
 
@@ -97,13 +97,10 @@ class Heartbeat(threading.Thread):
                 self.acked.append(float(conn.execute(HEARTBEAT_UPSERT).fetchone()[0]))
             except Exception:  # noqa: BLE001 - a beat that failed is simply not acknowledged
                 self.failed += 1
-                with contextlib.suppress(Exception):
-                    conn.close()
+                close_quietly(conn)
                 conn = None
             self._halt.wait(self.every)
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
+        close_quietly(conn)
 
     def stop(self) -> None:
         self._halt.set()

@@ -23,7 +23,7 @@ from typing import Iterator
 import psycopg
 from psycopg import errors as pgerrors
 
-from topology.endpoints import Endpoint
+from topology.endpoints import Endpoint, close_quietly
 
 from .history import History, Op
 
@@ -116,12 +116,8 @@ class Writer(threading.Thread):
             self._drop()
 
     def _drop(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # noqa: BLE001
-                pass
-            self.conn = None
+        close_quietly(self.conn)
+        self.conn = None
 
     def _record(self, value: int, start: float, wall: float, outcome: str, *, end: float | None = None,
                 **fields) -> None:
@@ -196,11 +192,7 @@ class Reader(threading.Thread):
             except Exception as exc:  # noqa: BLE001
                 self.history.add(Op(self.endpoint.name, "read", None, start, time.monotonic(), wall, "fail",
                                     error=describe(exc)))
-                if conn is not None:
-                    try:
-                        conn.close()
-                    except Exception:  # noqa: BLE001
-                        pass
+                close_quietly(conn)
                 conn = None
             self.stop_event.wait(self.settings.interval * 5)
         if conn is not None:

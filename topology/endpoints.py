@@ -96,3 +96,13 @@ def citus(node_name: str = "citus-coordinator") -> Endpoint:
 #: The entry points every failover scenario writes through.
 def write_paths() -> list[Endpoint]:
     return [haproxy(), traefik(), pgbouncer(), multihost()]
+
+
+def close_quietly(conn) -> None:
+    """Close a connection that may be broken already (a fault's victim): an error on close tells nothing."""
+    if conn is None:
+        return
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001
+        pass

@@ -203,6 +203,5 @@ def assert_healthy(client: docker.DockerClient, stacks: list[str] | None = None,
 
 def service_log(client: docker.DockerClient, service: str, *, since: float) -> str:
     """A service's log lines since an epoch time (stdout and stderr), for checks that read what it reported."""
-    from .names import container
     return client.containers.get(container(service)).logs(since=int(since), stdout=True, stderr=True).decode(
         errors="replace")

@@ -7,7 +7,6 @@ unchanged image is never rebuilt. Progress (which image, elapsed) is printed: a 
 from __future__ import annotations
 
 import hashlib
-import io
 import shutil
 import subprocess
 import sys

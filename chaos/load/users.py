@@ -19,6 +19,7 @@ import psycopg
 from locust import User, between, events, task
 
 from chaos.load import schema, targets
+from topology.endpoints import close_quietly
 
 REQUEST_TYPE = "pg"
 #: per-statement bound, enforced by the server; connect_timeout bounds the connect (libpq minimum 2 s)
@@ -81,12 +82,8 @@ class PgClient:
                                              response_length=0, exception=error, context={"target": self.target})
 
     def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # noqa: BLE001
-                pass
-            self.conn = None
+        close_quietly(self.conn)
+        self.conn = None
 
 
 class PgUser(User):
