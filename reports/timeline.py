@@ -41,19 +41,29 @@ def render_timeline(
     path = Path(path)
     ops = history.ops()
     probes = history.probes()
-    fig = Figure(figsize=(13, 1.6 + 0.7 * max(len(probes), 1)), dpi=100, layout="constrained")
+    marks = history.marks()
+    lanes_h = 1.6 + 0.7 * max(len(probes), 1)
+    key_h = 0.3 + 0.17 * len(marks)
+    fig = Figure(figsize=(13, lanes_h + (key_h if marks else 0)), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.set_title(title)
+    if marks:
+        ax, key = fig.subplots(2, 1, height_ratios=(lanes_h, key_h))
+    else:
+        ax, key = fig.add_subplot(), None
+    ax.set_title(title, pad=14)   # room for the mark numbers above the lanes
     if not ops:
-        _no_data(ax, history.marks())
+        _no_data(ax, marks, key)
     else:
         t0 = min(o.wall for o in ops)
         colours = _server_colours(ops)
         for lane, probe in enumerate(probes):
-            _draw_lane(ax, lane, history.ops(probe=probe), t0, colours)
-            _annotate_gap(ax, lane, write_gap(history, probe), _slo_for(slo_ms, probe))
-        _draw_marks(ax, history.marks(), t0)
+            probe_ops = history.ops(probe=probe)
+            _draw_lane(ax, lane, probe_ops, t0, colours)
+            if any(o.kind == "write" for o in probe_ops):
+                _annotate_gap(ax, lane, write_gap(history, probe), _slo_for(slo_ms, probe))
+            else:
+                _annotate_reads(ax, lane, probe_ops)
+        _draw_marks(ax, marks, t0, key)
         if show_derived_leader_changes:
             _draw_leader_changes(ax, history, t0)
         ax.set_yticks(range(len(probes)), probes)
@@ -102,11 +112,11 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _no_data(ax: Axes, marks: list[Mark]) -> None:
+def _no_data(ax: Axes, marks: list[Mark], key: Axes | None = None) -> None:
     ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, fontsize=16, color="grey")
     ax.set_yticks([])
     if marks:
-        _draw_marks(ax, marks, min(m.wall for m in marks))
+        _draw_marks(ax, marks, min(m.wall for m in marks), key)
     else:
         ax.set_xticks([])
 
@@ -153,22 +163,38 @@ def _annotate_gap(ax: Axes, lane: int, report: GapReport, slo: float | None) -> 
     )
 
 
+def _annotate_reads(ax: Axes, lane: int, ops: list[Op]) -> None:
+    """A read-only probe has no write gap: say what it saw instead."""
+    ok = sum(o.outcome == "ok" for o in ops)
+    failed = sum(o.outcome != "ok" for o in ops)
+    ax.annotate(f"reads: {ok} ok, {failed} not ok", xy=(0.0, lane + 0.3), xycoords=("axes fraction", "data"),
+                fontsize="small", color="black")
+
+
 def _slo_for(slo_ms: Mapping[str, float] | None, probe: str) -> float | None:
     if not slo_ms:
         return None
     return slo_ms.get(probe, slo_ms.get("*"))
 
 
-def _draw_marks(ax: Axes, marks: list[Mark], t0: float) -> None:
-    for m in marks:
+def _draw_marks(ax: Axes, marks: list[Mark], t0: float, key: Axes | None = None) -> None:
+    """Each mark is a dashed line numbered at the top; its full text goes into `key` (a text panel below), so
+    long fault descriptions never run over the lanes."""
+    lines = []
+    for number, m in enumerate(sorted(marks, key=lambda m: m.wall), start=1):
         colour = MARK_COLOURS.get(m.action, "dimgrey")
         x = m.wall - t0
         ax.axvline(x, color=colour, linestyle="--", linewidth=1, alpha=0.8, zorder=2)
-        label = f"{m.action} {m.target}" + (f" ({m.detail})" if m.detail else "")
-        ax.annotate(
-            label, xy=(x, 1.0), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
-            fontsize="x-small", color=colour,
-        )
+        ax.annotate(str(number), xy=(x, 1.0), xycoords=("data", "axes fraction"), va="bottom", ha="center",
+                    fontsize="x-small", fontweight="bold", color=colour)
+        detail = f": {m.detail}" if m.detail else ""
+        lines.append((f"[{number}] {x:+7.2f} s  {m.action} {m.target}{detail}"[:170], colour))
+    if key is None:
+        return
+    key.set_axis_off()
+    for row, (text, colour) in enumerate(lines):
+        key.text(0.0, 1.0 - (row + 0.5) / max(len(lines), 1), text, transform=key.transAxes, va="center",
+                 ha="left", fontsize="x-small", family="monospace", color=colour)
 
 
 def _draw_leader_changes(ax: Axes, history: History, t0: float) -> None:
