@@ -19,6 +19,7 @@ import time
 import pytest
 
 from . import health, images, lifecycle
+from .docker_env import managed_containers
 from .errors import TopologyError
 from .stacks import ORDER
 from .timeouts import TIMEOUTS
@@ -31,6 +32,7 @@ class _GuardState:
         self.suspect: str | None = None      # the destructive test that failed last, not yet checked after
         self.repairs: list[str] = []         # one line per repair, for the summary
         self.broken: str | None = None       # problems left once the repairs were spent
+        self.tails: list[str] = []           # last log lines of the containers of each repaired stack
 
 
 STATE = _GuardState()
@@ -65,10 +67,31 @@ def sick_stacks(client) -> dict[str, str]:
     return sick
 
 
+def evidence_before_repair(client, stack: str, tail: int = 300) -> dict[str, str]:
+    """The logs of a sick stack's containers: recreating it destroys them, and they say why it was sick."""
+    logs = {}
+    for c in managed_containers(client, stack):
+        try:
+            logs[c.name] = c.logs(tail=tail).decode(errors="replace")
+        except Exception as exc:  # noqa: BLE001 - evidence is best effort, the repair must go on
+            logs[c.name] = f"(no logs: {exc})"
+    return logs
+
+
 def repair(client, sick: dict[str, str], after: str) -> list[str]:
-    """Recreate the sick stacks in start order; returns what was done, one line per stack."""
+    """Recreate the sick stacks in start order, keeping their logs first; returns one line per stack."""
+    import allure
+    from reports import evidence
     done = []
     for stack in [s for s in ORDER if s in sick]:
+        logs = evidence_before_repair(client, stack)
+        for name, text in logs.items():
+            allure.attach(text, name=f"log {name} before the repair", attachment_type=allure.attachment_type.TEXT)
+        kept = evidence.OUT_DIR / "repairs" / f"{stack}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text("".join(f"===== {n}\n{t}\n" for n, t in logs.items()))
+        STATE.tails.extend(f"  {n}: {line}" for n, t in logs.items() for line in t.splitlines()[-8:])
+        STATE.tails.append(f"  (full logs: {kept})")
         t0 = time.monotonic()
         lifecycle.down([stack])
         lifecycle.up([stack], build=False)
@@ -121,5 +144,9 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("topology repairs (a failed destructive test left a stack unhealthy)")
         for line in STATE.repairs:
             terminalreporter.write_line(line)
+        if STATE.tails:
+            terminalreporter.write_line("last log lines before the repair(s):")
+            for line in STATE.tails:
+                terminalreporter.write_line(line[:220])
         if STATE.broken:
             terminalreporter.write_line(f"still unhealthy, later tests not run: {STATE.broken}")

@@ -13,7 +13,7 @@ from topology.health import assert_healthy
 from topology.names import PATRONI_NODES
 from topology.patroni import PatroniCluster
 from topology.timeouts import TIMEOUTS
-from topology.waiting import wait_for
+from topology.waiting import WaitTimeout, wait_for
 
 
 @pytest.fixture
@@ -27,11 +27,21 @@ def experiment(write_paths_stacks, request):
     def make(fault: str, **kwargs) -> FailoverExperiment:
         return FailoverExperiment(write_paths_stacks, fault, **kwargs)
     yield make
-    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+
+    def attach_logs() -> None:
         for node, log in container_logs(write_paths_stacks, list(PATRONI_NODES)).items():
             evidence.attach_text(f"log {node}", log)
+    rep = getattr(request.node, "rep_call", None)
+    call_failed = rep is not None and rep.failed
+    if call_failed:
+        attach_logs()
     with allure.step("final health gate"):
-        assert_healthy(write_paths_stacks, ["patroni", "pgbouncer", "traefik"], within=TIMEOUTS.rejoin)
+        try:
+            assert_healthy(write_paths_stacks, ["patroni", "pgbouncer", "traefik"], within=TIMEOUTS.rejoin)
+        except WaitTimeout:
+            if not call_failed:
+                attach_logs()
+            raise
 
 
 @pytest.fixture
