@@ -284,6 +284,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="extra argument appended to every pytest command (repeatable), e.g. --pytest-arg=-x")
 
 
+def _running_stacks() -> set[str] | None:
+    from topology import health, images
+    from topology.errors import TopologyError
+    try:
+        return set(health.running_stacks(images.docker_client()))
+    except TopologyError:
+        return None
+
+
+def _down_what_the_runs_started(before: set[str] | None) -> None:
+    """The runs keep the topology between them (--keep-topology); afterwards only what was running before stays."""
+    from topology import lifecycle
+    now = _running_stacks()
+    if before is None or now is None:
+        return
+    started = sorted(now - before)
+    if started:
+        lifecycle.down(started)
+        from topology import images
+        from topology.docker_env import managed_containers, remove_everything
+        client = images.docker_client()
+        if not managed_containers(client):
+            remove_everything(client)   # the network too, when nothing of ours is left
+        print(f"benchmark: removed the stacks its runs started: {', '.join(started)}", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         faults = parse_faults(args.faults)
@@ -301,7 +327,11 @@ def run(args: argparse.Namespace) -> int:
     (out / "logs").mkdir(parents=True, exist_ok=True)
     bench = Bench(args.runs, faults, out, args.max_minutes, list(args.pytest_args))
     print(f"benchmark: {args.runs} run(s) x {', '.join(faults)}, bound {args.max_minutes:g} min -> {out}", flush=True)
-    bench.execute()
+    running_before = _running_stacks()
+    try:
+        bench.execute()
+    finally:
+        _down_what_the_runs_started(running_before)
     agg = bench.write_outputs()
     print()
     print(render_text(agg), end="")

@@ -331,12 +331,6 @@ class ScratchRestore:
             self.c = None
 
 
-def has_pgbackrest(client: docker.DockerClient, service: str) -> bool:
-    """Whether a running container of ours carries the pgbackrest binary (upstream images may not)."""
-    code, _ = _exec(client.containers.get(container(service)), "command -v pgbackrest", timeout=10)
-    return code == 0
-
-
 def status_text(client: docker.DockerClient) -> str:
     """`pgbackrest info` of the stanza, for `python -m topology backup-info` and evidence."""
     return Repository(client).info_text()
