@@ -30,8 +30,9 @@ def dcs_outage(write_paths_stacks, etcd, request):
         return DcsOutageExperiment(write_paths_stacks, fault, **kwargs)
     yield make
     rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        for member, log in container_logs(write_paths_stacks, [*ETCD_MEMBERS, *PATRONI_NODES], tail=100).items():
+    # a failure or a known failure (xfail): the logs say which one it was and why
+    if rep is not None and (rep.failed or (rep.skipped and hasattr(rep, "wasxfail"))):
+        for member, log in container_logs(write_paths_stacks, [*ETCD_MEMBERS, *PATRONI_NODES], tail=400).items():
             evidence.attach_text(f"log {member}", log)
     with allure.step("final health gate (Patroni, routers, 3 healthy etcd members)"):
         wait_for(lambda: etcd.healthy_count() == 3, within=TIMEOUTS.cluster_ready, what="3 healthy etcd members")
