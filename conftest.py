@@ -14,7 +14,6 @@ import pytest
 from filelock import FileLock
 
 from topology import health, images, lifecycle
-from topology.docker_env import managed_containers, remove_everything
 from topology.errors import TopologyError
 from topology.stacks import resolve
 
@@ -81,9 +80,7 @@ class Topology:
             self._save(state)
             if state["users"] > 0 or self.keep or not state["started"]:
                 return
-            lifecycle.down(state["started"])
-            if not managed_containers(self.client):
-                remove_everything(self.client)   # the network too, when nothing of ours is left
+            lifecycle.down_started(state["started"])
             self.state_file.unlink(missing_ok=True)
 
 

@@ -301,12 +301,7 @@ def _down_what_the_runs_started(before: set[str] | None) -> None:
         return
     started = sorted(now - before)
     if started:
-        lifecycle.down(started)
-        from topology import images
-        from topology.docker_env import managed_containers, remove_everything
-        client = images.docker_client()
-        if not managed_containers(client):
-            remove_everything(client)   # the network too, when nothing of ours is left
+        lifecycle.down_started(started)
         print(f"benchmark: removed the stacks its runs started: {', '.join(started)}", flush=True)
 
 

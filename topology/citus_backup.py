@@ -34,7 +34,7 @@ import docker
 import docker.errors
 import psycopg
 
-from . import endpoints
+from .citus import connect
 from .errors import TopologyError
 from .names import CITUS_NODES, MANAGED_LABEL, STACK_LABEL, container
 from .timeouts import TIMEOUTS
@@ -66,15 +66,10 @@ class Archived:
     seconds: float      # until it was in /backup/<node>/wal
 
 
-def _connect(node: str, *, timeout: int = 3) -> psycopg.Connection:
-    return psycopg.connect(**endpoints.citus(node).conninfo(connect_timeout=timeout), autocommit=True)
-
-
 def query(node: str, sql: str, params: tuple = ()):
     """One value from a node (None for a statement without rows), on a new session (nodes are stopped and
     started in between)."""
-    with _connect(node) as conn:
-        conn.execute("SET statement_timeout = 30000")
+    with connect(node, statement_timeout_ms=30_000, connect_timeout=3) as conn:
         cur = conn.execute(sql, params)
         row = cur.fetchone() if cur.description is not None else None
         return None if row is None else row[0]
@@ -200,22 +195,11 @@ class CitusBackups:
                        "printf '%s\\n' " + " ".join(shlex.quote(s) for s in settings) + f" >> {d}/postgresql.auto.conf",
                        f"touch {d}/recovery.signal",
                        f"chown -R postgres:postgres {d}", f"chmod 700 {d}"]
-        image = self.container(nodes[0]).attrs["Image"]
-        self._remove_helper()
         started = time.monotonic()
-        helper = self.client.containers.create(
-            image, entrypoint=["sh", "-c"], command=["\n".join(script)], user="root", name=HELPER_NAME,
-            network_mode="none", volumes=volumes,
-            labels={MANAGED_LABEL: "true", STACK_LABEL: "citus", "io.dpg-chaos.role": "dr-citus-restore"})
-        try:
-            helper.start()
-            code = helper.wait(timeout=TIMEOUTS.restore).get("StatusCode", -1)
-            if code != 0:
-                out = helper.logs().decode(errors="replace")
-                raise CitusBackupError(f"replacing the data directories of {', '.join(nodes)} failed (exit {code}): "
-                                       + " | ".join(out.strip().splitlines()[-4:]))
-        finally:
-            self._remove_helper()
+        code, out = self._run_helper("\n".join(script), volumes, timeout=TIMEOUTS.restore)
+        if code != 0:
+            raise CitusBackupError(f"replacing the data directories of {', '.join(nodes)} failed (exit {code}): "
+                                   + " | ".join(out.strip().splitlines()[-4:]))
         return round(time.monotonic() - started, 2)
 
     def start(self, nodes: tuple[str, ...] | None = None) -> None:
@@ -256,12 +240,27 @@ class CitusBackups:
     def tidy(self, nodes: tuple[str, ...] | None = None) -> None:
         """Take the recovery settings out of postgresql.auto.conf again (recovery.signal is gone already)."""
         for node in nodes or self.nodes:
-            with _connect(node) as conn:
+            with connect(node, connect_timeout=3) as conn:
                 for name in RECOVERY_SETTINGS:
                     conn.execute(f"ALTER SYSTEM RESET {name}")
                 conn.execute("SELECT pg_reload_conf()")
 
     # -- cleanup
+    def _run_helper(self, script: str, volumes: dict, *, timeout: float) -> tuple[int, str]:
+        """`script` as root in a one-off container of the nodes' image (no network, labelled as ours), always
+        removed afterwards; its exit code and output."""
+        self._remove_helper()
+        helper = self.client.containers.create(
+            self.container(self.nodes[0]).attrs["Image"], entrypoint=["sh", "-c"], command=[script], user="root",
+            name=HELPER_NAME, network_mode="none", volumes=volumes,
+            labels={MANAGED_LABEL: "true", STACK_LABEL: "citus", "io.dpg-chaos.role": "dr-citus-restore"})
+        try:
+            helper.start()
+            code = helper.wait(timeout=timeout).get("StatusCode", -1)
+            return code, helper.logs().decode(errors="replace")
+        finally:
+            self._remove_helper()
+
     def _remove_helper(self) -> None:
         with contextlib.suppress(docker.errors.NotFound):
             self.client.containers.get(HELPER_NAME).remove(force=True, v=True)
@@ -275,16 +274,8 @@ class CitusBackups:
         if running:
             self.sh(running[0], f"rm -rf {dirs}", user="root", timeout=120)
             return
-        helper = self.client.containers.create(
-            self.container(self.nodes[0]).attrs["Image"], entrypoint=["sh", "-c"], command=[f"rm -rf {dirs}"],
-            user="root", name=HELPER_NAME, network_mode="none",
-            volumes={self._volume(self.nodes[0], BACKUP_MOUNT): {"bind": BACKUP_MOUNT, "mode": "rw"}},
-            labels={MANAGED_LABEL: "true", STACK_LABEL: "citus", "io.dpg-chaos.role": "dr-citus-restore"})
-        try:
-            helper.start()
-            helper.wait(timeout=120)
-        finally:
-            self._remove_helper()
+        self._run_helper(f"rm -rf {dirs}", {self._volume(self.nodes[0], BACKUP_MOUNT): {"bind": BACKUP_MOUNT,
+                                                                                     "mode": "rw"}}, timeout=120)
 
     def leftovers(self) -> list[str]:
         """What of the drill is still there (should be nothing after cleanup)."""

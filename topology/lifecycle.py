@@ -127,6 +127,15 @@ def down(names: list[str] | None = None) -> list[str]:
     return removed
 
 
+def down_started(names: list[str]) -> list[str]:
+    """Remove the stacks a run started; the network too when nothing of ours is left (pytest, the benchmark)."""
+    client = images.docker_client()
+    removed = down(names)
+    if not managed_containers(client):
+        removed += remove_everything(client)
+    return removed
+
+
 def status_rows(client: docker.DockerClient) -> list[tuple[str, str, str, str, str]]:
     roles: dict[str, str] = {}
     try:
