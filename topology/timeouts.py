@@ -16,6 +16,8 @@ from .errors import TopologyError
 class Timeouts:
     stack_up: float = 120.0          # containers of a stack running and their health gate green
     cluster_ready: float = 90.0      # 1 leader + 2 streaming replicas with zero lag
+    settle: float = 15.0             # a healthy stack's snapshot converges (Patroni reports replica lag from the
+                                     # positions members last wrote to etcd: a write between loops shows as lag)
     failover: float = 45.0           # a new leader elected (hard faults are bounded by Patroni's ttl=20 s)
     switchover: float = 20.0
     rejoin: float = 90.0             # old leader back as a streaming replica (pg_rewind included)

@@ -10,6 +10,7 @@ from psycopg import errors as pgerrors
 from topology import endpoints, health
 from topology.health import EXPECTED_TCP_ROUTERS, query_one
 from topology.stacks import port
+from topology.timeouts import TIMEOUTS
 from topology.seed import CITUS_EVENTS, CITUS_SHARDS, CITUS_USERS, VECTOR_DIM, VECTOR_ROWS
 
 pytestmark = [pytest.mark.smoke, allure.parent_suite("smoke")]
@@ -21,7 +22,9 @@ def test_stack_is_healthy(request, stack):
                "vector": "vector_stack", "redis": "redis_stack", "toxiproxy": "toxiproxy_stack",
                "monitoring": "monitoring_stack"}[stack]
     client = request.getfixturevalue(fixture)
-    assert health.problems(client, stack) == []
+    # a snapshot can catch replicas a few kB behind a write made between Patroni loops (seen in CI);
+    # healthy means the gate goes green within a bound, and a problem that persists still fails
+    health.assert_healthy(client, [stack], within=TIMEOUTS.settle)
 
 
 @pytest.mark.parametrize("endpoint", [endpoints.haproxy, endpoints.traefik, endpoints.pgbouncer, endpoints.multihost],
