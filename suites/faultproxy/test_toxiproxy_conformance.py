@@ -8,10 +8,10 @@ image can be swapped into the topology and this file says whether anything chang
 Targets (fixture `proxy_target`):
 - "embedded": `python -m chaos.faultproxy` and `python -m chaos.faultproxy.echo` as subprocesses
   on 127.0.0.1 (proxies listen on 127.0.0.1:0, the port they get is read back from the API);
-- "topology": the proxy container of the topology: API on 127.0.0.1:8474, proxies on
-  0.0.0.0:25000-25009 inside it (published on 127.0.0.1), upstream `echo:7777` (container
-  dpg-echo). Skipped when nothing answers. DPG_FAULTPROXY_API / _UPSTREAM / _PORT_BASE override
-  these (to check an image by hand). `test_reset` resets the whole server: in the topology, run this
+- "topology": the proxy container of the topology (brought up by the `toxiproxy_stack` fixture):
+  API on 127.0.0.1:$DPG_PORT_TOXIPROXY (8474), proxies on 0.0.0.0:25000-25009 inside it (published
+  on 127.0.0.1), upstream `echo:7777` (container dpg-echo). DPG_FAULTPROXY_API / _UPSTREAM /
+  _PORT_BASE point the module at a server started by hand instead (to check an image by hand). `test_reset` resets the whole server: in the topology, run this
   module while no other fault is active.
 
 All traffic goes to 127.0.0.1; every socket operation and loop is bounded by a timeout.
@@ -33,6 +33,8 @@ import requests
 from toxiproxy import Toxiproxy
 from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
+
+from topology.stacks import port
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "conf-"          # every proxy this module creates; cleaned before and after each test
@@ -206,10 +208,15 @@ def _embedded(tmp_path_factory):
             log.close()
 
 
-def _topology():
-    api = os.environ.get("DPG_FAULTPROXY_API", "http://127.0.0.1:8474")
-    if not _api_answers(api, 1.0):
-        pytest.skip("fault proxy of the topology not running (python -m topology up toxiproxy)")
+def _topology(request):
+    """The topology's proxy stack, brought up like any other stack (skipped only with the stack's own reason,
+    e.g. a missing DPG_TOXIPROXY_IMAGE); DPG_FAULTPROXY_API points at a server started by hand instead."""
+    api = os.environ.get("DPG_FAULTPROXY_API")
+    if api is None:
+        request.getfixturevalue("toxiproxy_stack")
+        api = f"http://127.0.0.1:{port('DPG_PORT_TOXIPROXY')}"
+    if not _api_answers(api, 15.0):
+        pytest.fail(f"fault proxy API {api} does not answer")
     yield Target("topology", api, os.environ.get("DPG_FAULTPROXY_UPSTREAM", "echo:7777"),
                  int(os.environ.get("DPG_FAULTPROXY_PORT_BASE", "25000")))
 
@@ -220,7 +227,7 @@ def proxy_target(request, tmp_path_factory):
     if request.param == "embedded":
         yield from _embedded(tmp_path_factory)
     else:
-        yield from _topology()
+        yield from _topology(request)
 
 
 def _drop_ours(target: Target) -> None:
