@@ -334,3 +334,40 @@ class ScratchRestore:
 def status_text(client: docker.DockerClient) -> str:
     """`pgbackrest info` of the stanza, for `python -m topology backup-info` and evidence."""
     return Repository(client).info_text()
+
+
+SEGMENT_BYTES = 16 * 1024 * 1024
+
+
+def stale_segment_blocking_archive(sql) -> str | None:
+    """The WAL segment the primary's archiver is stuck on, when that segment lies past the end of its own
+    timeline, i.e. was never part of the cluster's history (a recycled file marked `.ready` by a restartpoint
+    that finished after promotion; pgBackRest refuses it: "[029] first page header ... long format").
+    `sql` runs one query on the primary and returns the first value. None when the archiver is not stuck so."""
+    archiver = json.loads(sql("SELECT row_to_json(a)::text FROM pg_stat_archiver a"))
+    seg = archiver.get("last_failed_wal") or ""
+    match = WAL_NAME.match(seg)
+    if not match or len(seg) != 24:
+        return None
+    if sql(f"SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name = '{seg}.ready'") != 1:
+        return None
+    tli, log, low = (int(g, 16) for g in match.groups())
+    current = int(sql("SELECT timeline_id FROM pg_control_checkpoint()"))
+    if tli >= current:
+        return None
+    for line in (sql(f"SELECT pg_read_file('pg_wal/{current:08X}.history')") or "").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == str(tli):
+            hi, lo = parts[1].split("/")
+            end_segno = ((int(hi, 16) << 32) | int(lo, 16)) // SEGMENT_BYTES
+            return seg if log * 0x100 + low > end_segno else None
+    return None
+
+
+def mark_segment_done(client: docker.DockerClient, node: str, segment: str) -> None:
+    """The operator's remedy for a stale segment (above): mark it archived so the archiver moves on; the next
+    checkpoint then removes it like any archived segment."""
+    status = f"{PGDATA}/pg_wal/archive_status/{segment}"
+    code, out = _exec(client.containers.get(container(node)), f"mv {status}.ready {status}.done", timeout=10)
+    if code != 0:
+        raise TopologyError(f"could not mark {segment} archived on {node}: {out.strip()[:200]}")

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from chaos.drill import Drill, rpo_seconds
-from topology.backup import _verify_findings, segment_range
+from topology.backup import _verify_findings, segment_range, stale_segment_blocking_archive
 
 pytestmark = pytest.mark.unit
 
@@ -46,3 +46,35 @@ def test_drill_span_covers_consecutive_phases():
 def test_segment_range_crosses_a_log_boundary():
     assert segment_range("0000000600000000000000FF", "000000060000000100000001") == [
         "0000000600000000000000FF", "000000060000000100000000", "000000060000000100000001"]
+
+
+def _primary(failed: str, *, ready: bool = True, timeline: int = 4,
+             history: str = "1\t0/3000000\tno recovery target specified\n"
+                            "2\t0/1A000100\tno recovery target specified\n"
+                            "3\t0/2D200000\tno recovery target specified\n"):
+    """A fake one-value SQL function answering the queries of stale_segment_blocking_archive."""
+    import json
+
+    def sql(query: str):
+        if "pg_stat_archiver" in query:
+            return json.dumps({"last_failed_wal": failed})
+        if "pg_ls_archive_statusdir" in query:
+            return 1 if ready else 0
+        if "pg_control_checkpoint" in query:
+            return timeline
+        if "pg_read_file" in query:
+            return history
+        raise AssertionError(query)
+    return sql
+
+
+@pytest.mark.parametrize("failed, ready, expected", [
+    ("000000020000000000000022", True, "000000020000000000000022"),   # past timeline 2's end (0/1A...): stale
+    ("00000002000000000000001A", True, None),       # the segment timeline 2 ended in: real WAL, not stale
+    ("000000040000000000000030", True, None),       # current timeline: a real archiving failure
+    ("000000020000000000000022", False, None),      # no longer waiting: not what blocks the archiver
+    ("00000004.history", True, None),               # not a segment
+    ("", True, None),                               # nothing failed
+])
+def test_stale_segment_blocking_archive(failed, ready, expected):
+    assert stale_segment_blocking_archive(_primary(failed, ready=ready)) == expected
