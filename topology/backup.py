@@ -206,12 +206,19 @@ class Repository:
                 s.remove()
 
 
+SEGMENT_BYTES = 16 * 1024 * 1024    # 256 segments per 'log' (the middle 8 hex digits of a segment name)
+ARCHIVER_SQL = "SELECT row_to_json(a)::text FROM pg_stat_archiver a"
+
+
+def segment_number(name: str) -> int:
+    """The segment number of a WAL segment name (its position in the WAL, whatever the timeline)."""
+    return int(name[8:16], 16) * 256 + int(name[16:24], 16)
+
+
 def segment_range(first: str, last: str) -> list[str]:
     """Every WAL segment name from `first` to `last` on first's timeline (16 MB segments: 256 per 'log')."""
     tl = first[:8]
-    lo = int(first[8:16], 16) * 256 + int(first[16:], 16)
-    hi = int(last[8:16], 16) * 256 + int(last[16:], 16)
-    return [f"{tl}{n // 256:08X}{n % 256:08X}" for n in range(lo, hi + 1)]
+    return [f"{tl}{n // 256:08X}{n % 256:08X}" for n in range(segment_number(first), segment_number(last) + 1)]
 
 
 def _verify_findings(output: str) -> bool:
@@ -336,22 +343,17 @@ def status_text(client: docker.DockerClient) -> str:
     return Repository(client).info_text()
 
 
-SEGMENT_BYTES = 16 * 1024 * 1024
-
-
 def stale_segment_blocking_archive(sql) -> str | None:
     """The WAL segment the primary's archiver is stuck on, when that segment lies past the end of its own
     timeline, i.e. was never part of the cluster's history (a recycled file marked `.ready` by a restartpoint
     that finished after promotion; pgBackRest refuses it: "[029] first page header ... long format").
     `sql` runs one query on the primary and returns the first value. None when the archiver is not stuck so."""
-    archiver = json.loads(sql("SELECT row_to_json(a)::text FROM pg_stat_archiver a"))
-    seg = archiver.get("last_failed_wal") or ""
-    match = WAL_NAME.match(seg)
-    if not match or len(seg) != 24:
+    seg = json.loads(sql(ARCHIVER_SQL)).get("last_failed_wal") or ""
+    if len(seg) != 24 or not WAL_NAME.match(seg):
         return None
     if sql(f"SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name = '{seg}.ready'") != 1:
         return None
-    tli, log, low = (int(g, 16) for g in match.groups())
+    tli = int(seg[:8], 16)
     current = int(sql("SELECT timeline_id FROM pg_control_checkpoint()"))
     if tli >= current:
         return None
@@ -360,7 +362,7 @@ def stale_segment_blocking_archive(sql) -> str | None:
         if len(parts) >= 2 and parts[0] == str(tli):
             hi, lo = parts[1].split("/")
             end_segno = ((int(hi, 16) << 32) | int(lo, 16)) // SEGMENT_BYTES
-            return seg if log * 0x100 + low > end_segno else None
+            return seg if segment_number(seg) > end_segno else None
     return None
 
 

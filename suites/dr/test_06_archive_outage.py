@@ -9,7 +9,7 @@ import pytest
 
 from chaos.drill import live_query
 from chaos.faults import Disconnected
-from topology.backup import REPO_SERVICE, segment_range
+from topology.backup import ARCHIVER_SQL, REPO_SERVICE, segment_range
 from topology.names import container
 from topology.timeouts import TIMEOUTS
 from topology.waiting import wait_for
@@ -19,7 +19,6 @@ from .conftest import primary, superuser
 pytestmark = [pytest.mark.dr, pytest.mark.destructive, allure.parent_suite("dr"), allure.suite("archive outage")]
 
 SEGMENTS_DURING_OUTAGE = 5
-ARCHIVER = "SELECT row_to_json(a)::text FROM pg_stat_archiver a"
 WAL_BYTES = "SELECT sum(size)::bigint FROM pg_ls_waldir()"
 READY = "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
 SEGMENT = "SELECT pg_walfile_name(pg_current_wal_lsn())"
@@ -28,7 +27,7 @@ SEGMENT = "SELECT pg_walfile_name(pg_current_wal_lsn())"
 @allure.title("repository unreachable: archiving fails visibly, pg_wal grows, the archive catches up gap-free")
 def test_archive_outage_is_visible_and_catches_up(repo, has_backup, dr_data, drill):
     run, su = live_query(primary()), live_query(superuser())
-    archiver = lambda: json.loads(su(ARCHIVER))  # noqa: E731
+    archiver = lambda: json.loads(su(ARCHIVER_SQL))  # noqa: E731
     repo.check()
     first = su(SEGMENT)
     before, wal_before = archiver(), int(su(WAL_BYTES))

@@ -20,6 +20,7 @@ from .conftest import superuser
 
 pytestmark = [pytest.mark.dr, pytest.mark.destructive, allure.parent_suite("dr"), allure.suite("leader killed during backup")]
 
+
 class ArchiverStuckOnStaleSegment(AssertionError):
     """The new leader's archiver was stuck on a segment that lies past the end of its timeline."""
 

@@ -36,8 +36,9 @@ def test_switchover_meets_slo(experiment):
                    reason="the seed's 3 s claim holds only at p50 for a graceful stop: measured p50 2.2 s, p95 3.0 s, "
                           "1 of 5 runs at 3005 ms through HAProxy (README). Floor: Patroni 4.0.7 polls the stopping "
                           "postmaster once a second and, with archiving, sleeps 1 s more after the shutdown "
-                          "checkpoint before releasing the key; then the candidate probes the stopping node. Only an SLO breach is expected here: lost writes, split brain or an unhealthy "
-                          "cluster still fail the test.")
+                          "checkpoint before releasing the key; then the candidate probes the stopping node. Only "
+                          "an SLO breach is expected here: lost writes, split brain or an unhealthy cluster still "
+                          "fail the test.")
 def test_graceful_stop_of_leader_meets_slo(experiment):
     result = experiment("graceful_stop").run(lambda leader, h: Stopped(container(leader), history=h))
     assert result.timeline_after > result.timeline_before

@@ -11,8 +11,8 @@ Targets (fixture `proxy_target`):
 - "topology": the proxy container of the topology (brought up by the `toxiproxy_stack` fixture):
   API on 127.0.0.1:$DPG_PORT_TOXIPROXY (8474), proxies on 0.0.0.0:25000-25009 inside it (published
   on 127.0.0.1), upstream `echo:7777` (container dpg-echo). DPG_FAULTPROXY_API / _UPSTREAM /
-  _PORT_BASE point the module at a server started by hand instead (to check an image by hand). `test_reset` resets the whole server: in the topology, run this
-  module while no other fault is active.
+  _PORT_BASE point the module at a server started by hand instead (to check an image by hand).
+  `test_reset` resets the whole server: in the topology, run this module while no other fault is active.
 
 All traffic goes to 127.0.0.1; every socket operation and loop is bounded by a timeout.
 """

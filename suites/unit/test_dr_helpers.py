@@ -63,6 +63,8 @@ def _primary(failed: str, *, ready: bool = True, timeline: int = 4,
         if "pg_control_checkpoint" in query:
             return timeline
         if "pg_read_file" in query:
+            if history is None:   # timeline 1 has no history file: reading it is an error in PostgreSQL
+                raise AssertionError("no history file on timeline 1")
             return history
         raise AssertionError(query)
     return sql
@@ -78,3 +80,8 @@ def _primary(failed: str, *, ready: bool = True, timeline: int = 4,
 ])
 def test_stale_segment_blocking_archive(failed, ready, expected):
     assert stale_segment_blocking_archive(_primary(failed, ready=ready)) == expected
+
+
+def test_stale_segment_on_the_first_timeline_is_a_real_failure():
+    """On timeline 1 nothing lies past a timeline's end; there is no history file to read either."""
+    assert stale_segment_blocking_archive(_primary("000000010000000000000022", timeline=1, history=None)) is None
