@@ -123,12 +123,12 @@ class FailoverExperiment:
 
     def __init__(self, client: docker.DockerClient, fault: str, *, entry_points: list[endpoints.Endpoint] | None = None,
                  expect_new_leader: bool = True, pin_leader: bool = False, after_heal_s: float = 3.0,
-                 settings: ProbeSettings = ProbeSettings()):
+                 settings: ProbeSettings | None = None):
         self.client, self.fault = client, fault
         self.cluster = PatroniCluster(client)
         self.entry_points = entry_points or endpoints.write_paths()
         self.expect_new_leader, self.pin_leader, self.after_heal_s = expect_new_leader, pin_leader, after_heal_s
-        self.settings = settings
+        self.settings = settings or ProbeSettings()
         self.stacks = sorted({"patroni", *(ep.stack for ep in self.entry_points)})
 
     def _timeline(self) -> int | None:

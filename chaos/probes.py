@@ -10,14 +10,17 @@ deadline on purpose: that is how a deposed leader's late acknowledgement after u
 """
 from __future__ import annotations
 
+import dataclasses
+import heapq
 import itertools
 import logging
+import os
 import socket
 import threading
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import psycopg
@@ -44,6 +47,29 @@ class ProbeSettings:
     interval: float = 0.02          # one write every 20 ms at most
     connect_timeout: int = 2        # libpq's minimum: it rounds lower values up to 2 s
     deadline: float = 2.0           # client-side bound on one statement (info when it fires)
+    # After a failed attempt the next one waits twice as long as the last, up to retry_cap: a client backs off
+    # while the server is away. Retrying every 20 ms, the four writers (libpq multi-host logging in to every
+    # replica on each try) took enough of the 2 cores to slow the promotion they measured (README, tuning).
+    # The cost: a gap reads up to retry_cap longer than the cluster's own.
+    retry_cap: float = field(default_factory=lambda: retry_cap_from_env())
+
+    def pause_after(self, failures: int) -> float:
+        """Seconds from one attempt's start to the next after `failures` consecutive failed attempts."""
+        if failures == 0:
+            return self.interval
+        return min(self.interval * 2 ** (failures - 1), max(self.retry_cap, self.interval))
+
+
+def retry_cap_from_env() -> float:
+    """DPG_PROBE_RETRY_CAP_MS (default 100) in seconds; 20 reproduces a herd retrying every 20 ms."""
+    raw = os.environ.get("DPG_PROBE_RETRY_CAP_MS", "100")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"DPG_PROBE_RETRY_CAP_MS={raw!r} is not a number of milliseconds") from None
+    if value <= 0:
+        raise ValueError(f"DPG_PROBE_RETRY_CAP_MS must be > 0, got {value}")
+    return value / 1000
 
 
 class Sequence:
@@ -63,16 +89,59 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:200]
 
 
+class _DeadlineReaper(threading.Thread):
+    """One thread that enforces every probe's statement deadline.
+
+    A `threading.Timer` per statement meant a new thread for each of the ~400 statements a second the probes
+    send, CPU taken from the 2-core machine whose failover they measure. Deadlines are kept in a heap; one that
+    is still armed when it comes due shuts its connection's socket down (the blocked wait then fails at once)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="probe-deadlines", daemon=True)
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, "_SocketDeadline"]] = []
+        self._ids = itertools.count()
+
+    def arm(self, deadline: "_SocketDeadline") -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (deadline.due, next(self._ids), deadline))
+            self._cond.notify()
+
+    def disarm(self, deadline: "_SocketDeadline") -> None:
+        with self._cond:            # after this returns the deadline can no longer fire
+            deadline.armed = False
+
+    def run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and not self._heap[0][2].armed:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                due, _, deadline = self._heap[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                deadline.armed = False
+                deadline.fired = True
+            deadline.shut_socket()
+
+
+_REAPER = _DeadlineReaper()
+_REAPER.start()
+
+
 class _SocketDeadline:
     """Shut the connection's socket down if a statement outlives its deadline (frozen peer)."""
 
     def __init__(self, conn: psycopg.Connection, seconds: float):
-        self.conn, self.seconds, self.fired = conn, seconds, False
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
+        self.conn, self.due = conn, time.monotonic() + seconds
+        self.armed, self.fired = True, False
 
-    def _fire(self) -> None:
-        self.fired = True
+    def shut_socket(self) -> None:
         try:
             fd = self.conn.pgconn.socket
             s = socket.socket(fileno=socket.dup(fd))
@@ -84,11 +153,11 @@ class _SocketDeadline:
             pass
 
     def __enter__(self):
-        self._timer.start()
+        _REAPER.arm(self)
         return self
 
     def __exit__(self, *exc):
-        self._timer.cancel()
+        _REAPER.disarm(self)
         return False
 
 
@@ -105,11 +174,12 @@ class Writer(threading.Thread):
         self.conn: psycopg.Connection | None = None
 
     def run(self) -> None:
+        failures = 0
         try:
             while not self.stop_event.is_set():
                 started = time.monotonic()
-                self.write_once()
-                pause = self.settings.interval - (time.monotonic() - started)
+                failures = 0 if self.write_once() == "ok" else failures + 1
+                pause = self.settings.pause_after(failures) - (time.monotonic() - started)
                 if pause > 0:
                     self.stop_event.wait(pause)
         finally:
@@ -124,7 +194,8 @@ class Writer(threading.Thread):
         self.history.add(Op(probe=self.probe, kind="write", value=value, start=start,
                             end=end if end is not None else time.monotonic(), wall=wall, outcome=outcome, **fields))
 
-    def write_once(self) -> None:
+    def write_once(self) -> str:
+        """One attempt, recorded in the history; returns its outcome (ok / fail / info)."""
         value = self.sequence.next()
         start, wall = time.monotonic(), time.time()
         if self.conn is None or self.conn.closed:
@@ -134,23 +205,24 @@ class Writer(threading.Thread):
             except Exception as exc:  # noqa: BLE001 - not connected: nothing was sent
                 self._record(value, start, wall, "fail", error=describe(exc))
                 self.conn = None
-                return
+                return "fail"
         try:
             with _SocketDeadline(self.conn, self.settings.deadline) as deadline:
                 server, timeline, xid = self.conn.execute(INSERT, (value, self.probe, self.run_id)).fetchone()
         except DEFINITE_FAILURES as exc:
             self._record(value, start, wall, "fail", error=describe(exc))
             self._drop()
-            return
+            return "fail"
         except Exception as exc:  # noqa: BLE001 - sent, outcome unknown
             why = "client deadline" if deadline.fired else describe(exc)
             self._record(value, start, wall, "info", error=why)
             self._drop()
-            return
+            return "info"
         acked = time.monotonic()   # the acknowledgement time; the commit-time lookup below is extra
         commit_ts = self._commit_ts(xid, server)
         self._record(value, start, wall, "ok", end=acked, server=server,
                      node=self.node_of.get(server.split(":")[0]), timeline=timeline, commit_ts=commit_ts)
+        return "ok"
 
     def _commit_ts(self, xid: str, server: str) -> float | None:
         """The server's own commit time (track_commit_timestamp): when a late commit really happened.
@@ -203,14 +275,15 @@ class Workload:
     """Writers (and optional readers) through several entry points sharing one history and sequence."""
 
     def __init__(self, writes: list[Endpoint], *, reads: list[Endpoint] = (), pinned: dict[str, Endpoint] | None = None,
-                 settings: ProbeSettings = ProbeSettings(), pinned_deadline: float = 60.0,
+                 settings: ProbeSettings | None = None, pinned_deadline: float = 60.0,
                  node_of: dict[str, str] | None = None, max_seconds: float = 600.0):
+        settings = settings or ProbeSettings()
         self.run_id = uuid.uuid4().hex[:12]
         self.history = History()
         self.sequence = Sequence()
         self.stop = threading.Event()
         self.max_seconds = max_seconds
-        pinned_settings = ProbeSettings(settings.interval, settings.connect_timeout, pinned_deadline)
+        pinned_settings = dataclasses.replace(settings, deadline=pinned_deadline)
         self.threads: list[threading.Thread] = [
             Writer(ep, self.history, self.sequence, self.run_id, settings=settings, stop=self.stop, node_of=node_of)
             for ep in writes]

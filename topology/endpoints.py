@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .stacks import port
-from .names import DB_NAME, DB_PASSWORD, DB_USER, PATRONI_NODES, RO_PASSWORD, RO_USER, SUPERUSER_PASSWORD
+from .names import DB_NAME, DB_PASSWORD, DB_USER, ETCD_MEMBERS, PATRONI_NODES, RO_PASSWORD, RO_USER, SUPERUSER_PASSWORD
 
 
 
@@ -41,6 +41,12 @@ def node_api_port(node: str) -> int:
 
 def patroni_api(node: str) -> str:
     return f"http://127.0.0.1:{node_api_port(node)}"
+
+
+def etcd_api(member: str) -> str:
+    """An etcd member's client URL as published on 127.0.0.1 (v3 JSON gateway, /health)."""
+    i = ETCD_MEMBERS.index(member) + 1
+    return f"http://127.0.0.1:{port(f'DPG_PORT_ETCD_{i}')}"
 
 
 def haproxy() -> Endpoint:

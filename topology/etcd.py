@@ -1,15 +1,23 @@
-"""Typed handle on the etcd cluster under Patroni: raft leader, quorum, and which member a Patroni node uses.
+"""Typed handles on the etcd cluster under Patroni.
 
-Every question is asked with etcdctl inside the members themselves (over their own 127.0.0.1), so the
-answers stay available while a member is cut from its peers by a network fault.
+- `EtcdCluster`: raft leader, quorum, and which member a Patroni node uses. Asked with etcdctl inside the
+  members themselves (over their own 127.0.0.1), so the answers stay available while a member is cut from
+  its peers by a network fault.
+- `EtcdGateway`: keys and health over each member's published client port (etcd's v3 JSON gateway). This is
+  what is polled while a fault runs: a `docker exec` costs dockerd, containerd, runc and an etcdctl start,
+  and five a second (the leader watcher) took CPU from the very failover being measured on 2 cores.
 """
 from __future__ import annotations
 
+import base64
 import json
+import threading
 from dataclasses import dataclass
 
 import docker
+import requests
 
+from . import endpoints
 from .names import ETCD_MEMBERS, PATRONI_NODES, container
 
 ETCD_CLIENT_PORT = 2379
@@ -28,6 +36,46 @@ class EtcdMember:
     @property
     def is_leader(self) -> bool:
         return self.member_id is not None and self.member_id == self.leader_id
+
+
+class EtcdGateway:
+    """Linearizable reads and `/health` through the members' published client ports (one keep-alive session
+    per thread, so a poll is one small HTTP request)."""
+
+    def __init__(self, *, timeout: float = 1.0):
+        self.timeout = timeout
+        self._local = threading.local()
+        self._answered = ETCD_MEMBERS[0]   # asked first next time: a cut-off member costs one timeout, once
+
+    def _session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def get(self, key: str) -> str | None:
+        """The value of `key` from the first member that answers with a quorum read; None when the key is
+        absent or no member answers (a lost quorum reads as 'no value', as etcdctl would fail)."""
+        body = {"key": base64.b64encode(key.encode()).decode()}
+        for member in sorted(ETCD_MEMBERS, key=lambda m: m != self._answered):
+            try:
+                r = self._session().post(endpoints.etcd_api(member) + "/v3/kv/range", json=body,
+                                         timeout=self.timeout)
+                if r.status_code != 200:
+                    continue
+                kvs = r.json().get("kvs") or []
+            except (requests.RequestException, ValueError):
+                continue
+            self._answered = member
+            return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
+        return None
+
+    def healthy(self, member: str) -> bool:
+        """etcd's own /health: true only while the member serves a linearizable read (is in a quorum)."""
+        try:
+            r = self._session().get(endpoints.etcd_api(member) + "/health", timeout=self.timeout + 1)
+            return r.status_code == 200 and r.json().get("health") == "true"
+        except (requests.RequestException, ValueError):
+            return False
 
 
 class EtcdCluster:

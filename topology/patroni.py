@@ -8,6 +8,7 @@ import docker
 import requests
 
 from . import endpoints
+from .etcd import EtcdGateway
 from .names import ETCD_MEMBERS, PATRONI_NODES, container
 
 SCOPE = "dpg"
@@ -32,36 +33,15 @@ class PatroniCluster:
 
     def __init__(self, client: docker.DockerClient):
         self.client = client
+        self.etcd = EtcdGateway()
 
     # -- source of truth: the DCS
     def leader_in_dcs(self) -> str | None:
-        """The holder of the leader key, read with etcdctl inside any running etcd member."""
-        for member in ETCD_MEMBERS:
-            try:
-                c = self.client.containers.get(container(member))
-                if c.status != "running":
-                    continue
-                # stdout only: etcdctl logs retries ("leader changed") on stderr, which is not the value
-                res = c.exec_run(["etcdctl", "--endpoints=http://127.0.0.1:2379", "--command-timeout=2s",
-                                  "get", LEADER_KEY, "--print-value-only"], demux=True)
-                if res.exit_code == 0:
-                    value = (res.output[0] or b"").decode().strip()
-                    return value or None
-            except (docker.errors.NotFound, docker.errors.APIError):
-                continue
-        return None
+        """The holder of the leader key, read from etcd (any member with a quorum)."""
+        return self.etcd.get(LEADER_KEY) or None
 
     def etcd_health(self) -> dict[str, bool]:
-        out = {}
-        for member in ETCD_MEMBERS:
-            try:
-                c = self.client.containers.get(container(member))
-                res = c.exec_run(["etcdctl", "--endpoints=http://127.0.0.1:2379", "--command-timeout=2s",
-                                  "endpoint", "health"]) if c.status == "running" else None
-                out[member] = bool(res and res.exit_code == 0)
-            except (docker.errors.NotFound, docker.errors.APIError):
-                out[member] = False
-        return out
+        return {member: self.etcd.healthy(member) for member in ETCD_MEMBERS}
 
     # -- Patroni REST API
     def cluster_json(self, *, prefer: str | None = None) -> dict:
