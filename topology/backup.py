@@ -206,19 +206,23 @@ class Repository:
                 s.remove()
 
 
-SEGMENT_BYTES = 16 * 1024 * 1024    # 256 segments per 'log' (the middle 8 hex digits of a segment name)
 ARCHIVER_SQL = "SELECT row_to_json(a)::text FROM pg_stat_archiver a"
+#: bytes per WAL segment of the cluster asked (initdb --wal-segsize; the Patroni cluster's is DPG_WAL_SEGSIZE_MB)
+SEGMENT_BYTES_SQL = "SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'"
 
 
-def segment_number(name: str) -> int:
-    """The segment number of a WAL segment name (its position in the WAL, whatever the timeline)."""
-    return int(name[8:16], 16) * 256 + int(name[16:24], 16)
+def segment_number(name: str, segment_bytes: int) -> int:
+    """The segment number of a WAL segment name (its position in the WAL, whatever the timeline).
+
+    The name's middle 8 hex digits count 4 GiB 'logs', the last 8 the segment within one."""
+    return int(name[8:16], 16) * (0x100000000 // segment_bytes) + int(name[16:24], 16)
 
 
-def segment_range(first: str, last: str) -> list[str]:
-    """Every WAL segment name from `first` to `last` on first's timeline (16 MB segments: 256 per 'log')."""
-    tl = first[:8]
-    return [f"{tl}{n // 256:08X}{n % 256:08X}" for n in range(segment_number(first), segment_number(last) + 1)]
+def segment_range(first: str, last: str, segment_bytes: int) -> list[str]:
+    """Every WAL segment name from `first` to `last` on first's timeline."""
+    per_log = 0x100000000 // segment_bytes
+    return [f"{first[:8]}{n // per_log:08X}{n % per_log:08X}"
+            for n in range(segment_number(first, segment_bytes), segment_number(last, segment_bytes) + 1)]
 
 
 def _verify_findings(output: str) -> bool:
@@ -357,12 +361,13 @@ def stale_segment_blocking_archive(sql) -> str | None:
     current = int(sql("SELECT timeline_id FROM pg_control_checkpoint()"))
     if tli >= current:
         return None
+    segment_bytes = int(sql(SEGMENT_BYTES_SQL))
     for line in (sql(f"SELECT pg_read_file('pg_wal/{current:08X}.history')") or "").splitlines():
         parts = line.split()
         if len(parts) >= 2 and parts[0] == str(tli):
             hi, lo = parts[1].split("/")
-            end_segno = ((int(hi, 16) << 32) | int(lo, 16)) // SEGMENT_BYTES
-            return seg if segment_number(seg) > end_segno else None
+            end_segno = ((int(hi, 16) << 32) | int(lo, 16)) // segment_bytes
+            return seg if segment_number(seg, segment_bytes) > end_segno else None
     return None
 
 

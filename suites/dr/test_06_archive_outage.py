@@ -9,7 +9,7 @@ import pytest
 
 from chaos.drill import live_query
 from chaos.faults import Disconnected
-from topology.backup import ARCHIVER_SQL, REPO_SERVICE, segment_range
+from topology.backup import ARCHIVER_SQL, REPO_SERVICE, SEGMENT_BYTES_SQL, segment_range
 from topology.names import container
 from topology.timeouts import TIMEOUTS
 from topology.waiting import wait_for
@@ -48,7 +48,7 @@ def test_archive_outage_is_visible_and_catches_up(repo, has_backup, dr_data, dri
                  what=f"every segment up to {last} archived", every=1)
     timeline = int(first[:8], 16)
     present = set(repo.archived_segments(timeline))
-    expected = segment_range(first, last)
+    expected = segment_range(first, last, int(su(SEGMENT_BYTES_SQL)))
     missing = [s for s in expected if s not in present]
     drill.report(rto_s=drill.phases["heal: the archive catches up"], rpo_s=None,
                  failed_count=during["failed_count"] - before["failed_count"], last_failed_wal=during["last_failed_wal"],

@@ -44,11 +44,16 @@ def test_drill_span_covers_consecutive_phases():
 
 
 def test_segment_range_crosses_a_log_boundary():
-    assert segment_range("0000000600000000000000FF", "000000060000000100000001") == [
+    """A 4 GiB 'log' holds 256 segments of 16 MB, 4096 of 1 MB (the Patroni cluster's size)."""
+    assert segment_range("0000000600000000000000FF", "000000060000000100000001", 16 << 20) == [
         "0000000600000000000000FF", "000000060000000100000000", "000000060000000100000001"]
+    assert segment_range("000000060000000000000FFE", "000000060000000100000000", 1 << 20) == [
+        "000000060000000000000FFE", "000000060000000000000FFF", "000000060000000100000000"]
+    assert segment_range("0000000600000000000000FF", "000000060000000000000101", 1 << 20) == [
+        "0000000600000000000000FF", "000000060000000000000100", "000000060000000000000101"]
 
 
-def _primary(failed: str, *, ready: bool = True, timeline: int = 4,
+def _primary(failed: str, *, ready: bool = True, timeline: int = 4, segment_bytes: int = 16 << 20,
              history: str = "1\t0/3000000\tno recovery target specified\n"
                             "2\t0/1A000100\tno recovery target specified\n"
                             "3\t0/2D200000\tno recovery target specified\n"):
@@ -56,6 +61,8 @@ def _primary(failed: str, *, ready: bool = True, timeline: int = 4,
     import json
 
     def sql(query: str):
+        if "wal_segment_size" in query:
+            return segment_bytes
         if "pg_stat_archiver" in query:
             return json.dumps({"last_failed_wal": failed})
         if "pg_ls_archive_statusdir" in query:
@@ -80,6 +87,15 @@ def _primary(failed: str, *, ready: bool = True, timeline: int = 4,
 ])
 def test_stale_segment_blocking_archive(failed, ready, expected):
     assert stale_segment_blocking_archive(_primary(failed, ready=ready)) == expected
+
+
+@pytest.mark.parametrize("failed, expected", [
+    ("0000000200000000000001A1", "0000000200000000000001A1"),   # past timeline 2's end (0/1A000100 = 1 MB seg 0x1A0)
+    ("0000000200000000000001A0", None),                         # the segment timeline 2 ended in
+    ("000000020000000000000022", None),                         # 16 MB arithmetic would call this stale: it is not
+])
+def test_stale_segment_uses_the_clusters_segment_size(failed, expected):
+    assert stale_segment_blocking_archive(_primary(failed, segment_bytes=1 << 20)) == expected
 
 
 def test_stale_segment_on_the_first_timeline_is_a_real_failure():

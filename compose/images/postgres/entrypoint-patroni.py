@@ -5,6 +5,7 @@ Timings are env-driven so suites can measure the same cluster with other setting
 (ttl >= 20, loop_wait >= 1, retry_timeout >= 3, loop_wait + 2*retry_timeout <= ttl) are checked here so a
 bad value fails at start with one clear line instead of a silently clamped setting.
 """
+import contextlib
 import json
 import os
 import signal
@@ -33,6 +34,10 @@ if ttl < 20 or loop_wait < 1 or retry_timeout < 3 or loop_wait + 2 * retry_timeo
     sys.exit(f"dpg-patroni: invalid timings ttl={ttl} loop_wait={loop_wait} retry_timeout={retry_timeout}: "
              "need ttl>=20, loop_wait>=1, retry_timeout>=3, loop_wait+2*retry_timeout<=ttl")
 
+wal_segsize_mb = number("DPG_WAL_SEGSIZE_MB", 1)
+if wal_segsize_mb < 1 or wal_segsize_mb > 1024 or wal_segsize_mb & (wal_segsize_mb - 1):
+    sys.exit(f"dpg-patroni: DPG_WAL_SEGSIZE_MB={wal_segsize_mb}: need a power of 2 from 1 to 1024 (initdb --wal-segsize)")
+
 superuser_pw = env("DPG_SUPERUSER_PASSWORD", "postgres_pw")
 repl_pw = env("DPG_REPLICATION_PASSWORD", "replicator_pw")
 data_dir = env("PGDATA", "/data/pgdata")
@@ -50,7 +55,11 @@ config = {
     "namespace": "/service/",
     "name": name,
     "log": {"level": env("DPG_PATRONI_LOG_LEVEL", "INFO")},
-    "restapi": {"listen": "0.0.0.0:8008", "connect_address": f"{name}:8008"},
+    # request_queue_size: Patroni stops serving its REST API first when it shuts down, but its listening socket
+    # lives until the process exits. HAProxy's checks filled the default backlog of 5 within a fraction of a
+    # second, so a candidate's status probe of the stopping leader had its SYN dropped and waited for the 1 s
+    # SYN retransmit. With room in the backlog the probe is queued and reset the moment the old Patroni exits.
+    "restapi": {"listen": "0.0.0.0:8008", "connect_address": f"{name}:8008", "request_queue_size": 256},
     "etcd3": {"hosts": env("DPG_ETCD_HOSTS", "etcd-1:2379,etcd-2:2379,etcd-3:2379").split(",")},
     "bootstrap": {
         "dcs": {
@@ -85,7 +94,10 @@ config = {
                 },
             },
         },
-        "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
+        # 1 MB WAL segments instead of 16 MB: a promotion writes the new timeline's first segment in full and
+        # fsyncs it before it accepts writes (16 MB: 0.2 s seen between "selected new timeline" and the next
+        # step), and a graceful demote waits for the archiver to push the segment its shutdown closes.
+        "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums", {"wal-segsize": str(wal_segsize_mb)}],
         "post_bootstrap": "/usr/local/bin/dpg-post-bootstrap",
     },
     "postgresql": {
@@ -113,7 +125,7 @@ config = {
 }
 
 if repo_host:
-    archive_get = f'pgbackrest --stanza={stanza} archive-get %f "%p"'
+    archive_get = '/usr/local/bin/dpg-restore-wal %f "%p"'   # see restore-wal.sh
     config["postgresql"]["parameters"].update({
         "archive_mode": "on",
         "archive_command": f"pgbackrest --stanza={stanza} archive-push %p",
@@ -136,6 +148,9 @@ if repo_host:
         }
     subprocess.run(["python3", "/usr/local/bin/dpg-pgbackrest-conf", "node"], check=True)
 
+if flag("DPG_FAST_LEADER_STOP", True):   # see before-stop.py: Patroni's two 1 s waits in a graceful demote
+    config["postgresql"]["before_stop"] = "/usr/local/bin/dpg-before-stop"
+
 os.makedirs("/etc/patroni", exist_ok=True)
 with open("/etc/patroni/patroni.yml", "w") as fh:
     json.dump(config, fh, indent=1)  # JSON is valid YAML
@@ -144,8 +159,21 @@ with open("/etc/patroni/patroni.yml", "w") as fh:
 # get "connection refused" at once. Without it the address vanishes with the container and every candidate
 # waits out Patroni's hard-coded 2 s member-status timeout before it may promote (measured: +2 s per failover).
 stopping = []
-signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
-signal.signal(signal.SIGINT, lambda *_: stopping.append("SIGINT"))
+# A stop request is also left as a file for the before_stop hook (before-stop.py): Patroni closes its REST API
+# first when it shuts down, so the hook cannot ask it whether this is a graceful shutdown of the leader.
+STOP_MARKER = "/tmp/dpg-stop-requested"
+with contextlib.suppress(FileNotFoundError):
+    os.unlink(STOP_MARKER)   # left by an earlier life of this container
+
+
+def on_stop_signal(signum, _frame) -> None:
+    stopping.append(signal.Signals(signum).name)
+    with contextlib.suppress(OSError):
+        open(STOP_MARKER, "w").close()
+
+
+signal.signal(signal.SIGTERM, on_stop_signal)
+signal.signal(signal.SIGINT, on_stop_signal)
 # the node's own pgBackRest TLS server: the repository host reaches the data directory through it for backups
 server = subprocess.Popen(["pgbackrest", "server"]) if repo_host else None
 child = subprocess.Popen(["patroni", "/etc/patroni/patroni.yml"])

@@ -1,0 +1,199 @@
+"""The Patroni node's failover helpers, outside Docker: restore_command's answers and the before_stop hook.
+
+restore-wal.sh runs against a fake `pgbackrest` on PATH that records every call; before-stop.py against a
+stand-in postmaster (a child process with a pid file) and a stand-in Patroni REST API on a free port."""
+from __future__ import annotations
+
+import http.server
+import importlib.util
+import os
+import signal
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+IMAGE = Path(__file__).resolve().parents[2] / "compose" / "images" / "postgres"
+RESTORE = IMAGE / "restore-wal.sh"
+
+
+# --- restore-wal.sh --------------------------------------------------------------------------------------
+@pytest.fixture
+def node(tmp_path, monkeypatch):
+    """A data directory with pg_wal, a fake pgbackrest (exit code from FAKE_RC, calls logged) and a miss cache."""
+    data = tmp_path / "pgdata"
+    (data / "pg_wal").mkdir(parents=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    fake = bin_dir / "pgbackrest"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n[ "${{FAKE_RC:-1}}" = 0 ] && echo archived > "$4"\n'
+                    'exit "${FAKE_RC:-1}"\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "DPG_RESTORE_MISS_DIR": str(tmp_path / "misses")}
+
+    def restore(name: str, **extra: str) -> int:
+        return subprocess.run(["bash", str(RESTORE), name, f"pg_wal/RECOVERY-{name}"], cwd=data,
+                              env={**env, **extra}, timeout=20).returncode
+
+    def archive_calls() -> int:
+        return len(calls.read_text().splitlines()) if calls.exists() else 0
+    restore.calls, restore.data = archive_calls, data
+    return restore
+
+
+def test_a_history_file_the_node_holds_is_copied_without_asking_the_archive(node):
+    (node.data / "pg_wal" / "00000003.history").write_text("1\t0/3000000\tno recovery target specified\n")
+    assert node("00000003.history") == 0
+    assert (node.data / "pg_wal" / "RECOVERY-00000003.history").read_text().startswith("1\t0/3000000")
+    assert node.calls() == 0
+
+
+def test_a_miss_is_repeated_from_the_cache_within_its_ttl(node):
+    assert node("000000030000000000000042") == 1
+    assert node("000000030000000000000042") == 1
+    assert node("00000004.history") == 1          # a history file the node lacks is a miss like any other
+    assert node.calls() == 2                     # the second ask of the segment never reached the archive
+
+
+def test_a_miss_is_asked_again_after_its_ttl(node):
+    assert node("000000030000000000000042", DPG_RESTORE_MISS_TTL_MS="100") == 1
+    time.sleep(0.2)
+    assert node("000000030000000000000042", DPG_RESTORE_MISS_TTL_MS="100") == 1
+    assert node.calls() == 2
+
+
+def test_ttl_zero_asks_the_archive_every_time(node):
+    for _ in range(3):
+        assert node("000000030000000000000042", DPG_RESTORE_MISS_TTL_MS="0") == 1
+    assert node.calls() == 3
+
+
+def test_found_files_and_errors_are_never_cached(node):
+    assert node("000000030000000000000041", FAKE_RC="0") == 0
+    assert (node.data / "pg_wal" / "RECOVERY-000000030000000000000041").read_text() == "archived\n"
+    assert node("000000030000000000000041", FAKE_RC="0") == 0
+    assert node("000000030000000000000043", FAKE_RC="103") == 103   # repository unreachable: PostgreSQL retries
+    assert node("000000030000000000000043", FAKE_RC="1") == 1       # ... and the archive really is asked again
+    assert node.calls() == 4
+
+
+# --- before-stop.py ------------------------------------------------------------------------------------------
+def _load_hook(monkeypatch, tmp_path, api_port: int):
+    spec = importlib.util.spec_from_file_location("before_stop", IMAGE / "before-stop.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    monkeypatch.setattr(hook, "PIDFILE", str(tmp_path / "postmaster.pid"))
+    monkeypatch.setattr(hook, "STOP_MARKER", str(tmp_path / "dpg-stop-requested"))
+    monkeypatch.setattr(hook, "PATRONI_API", ("127.0.0.1", api_port))
+    return hook
+
+
+class _Patroni(socketserver.TCPServer):
+    allow_reuse_address = True
+
+
+@pytest.fixture
+def patroni_api():
+    """A stand-in for Patroni's REST API: OPTIONS /leader answers `status[0]`."""
+    status = [200]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_OPTIONS(self):  # noqa: N802 - http.server's naming
+            self.send_response(status[0])
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+    server = _Patroni(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], status
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def postmaster(tmp_path):
+    """A child process standing in for the postmaster: exits on SIGINT unless told to ignore it."""
+    procs = []
+
+    def start(ignore_sigint: bool = False) -> subprocess.Popen:
+        code = ("import signal, time\n"
+                + ("signal.signal(signal.SIGINT, signal.SIG_IGN)\n" if ignore_sigint else "")
+                + "time.sleep(30)\n")
+        p = subprocess.Popen([sys.executable, "-c", code])
+        procs.append(p)
+        time.sleep(0.2)   # let it install its handler
+        (tmp_path / "postmaster.pid").write_text(f"{p.pid}\n/data/pgdata\n")
+        return p
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
+def _reap_and_remove_pidfile(proc: subprocess.Popen, pidfile: Path) -> None:
+    """What dumb-init and PostgreSQL do once the postmaster exits: reap it, remove postmaster.pid."""
+    def watch():
+        proc.wait()
+        pidfile.unlink(missing_ok=True)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def test_hook_stops_the_leaders_postmaster_and_waits_for_it(monkeypatch, tmp_path, patroni_api, postmaster):
+    port, status = patroni_api
+    hook = _load_hook(monkeypatch, tmp_path, port)
+    pm = postmaster()
+    _reap_and_remove_pidfile(pm, tmp_path / "postmaster.pid")
+    assert hook.main() == 0
+    assert pm.poll() == -signal.SIGINT           # PostgreSQL's fast shutdown signal, and it is gone on return
+
+
+def test_hook_leaves_a_primary_that_lost_the_leader_key_to_patroni(monkeypatch, tmp_path, patroni_api, postmaster):
+    port, status = patroni_api
+    status[0] = 503                             # Patroni demotes it with an immediate stop: do not slow that down
+    hook = _load_hook(monkeypatch, tmp_path, port)
+    pm = postmaster()
+    assert hook.main() == 0
+    assert pm.poll() is None
+
+
+def test_hook_takes_over_a_container_stop_when_the_api_is_already_closed(monkeypatch, tmp_path, postmaster):
+    hook = _load_hook(monkeypatch, tmp_path, _free_port())
+    (tmp_path / "dpg-stop-requested").touch()
+    pm = postmaster()
+    _reap_and_remove_pidfile(pm, tmp_path / "postmaster.pid")
+    assert hook.main() == 0
+    assert pm.poll() == -signal.SIGINT
+
+
+def test_hook_hands_back_to_patroni_when_the_postmaster_outlives_the_bound(monkeypatch, tmp_path, patroni_api,
+                                                                           postmaster):
+    port, _ = patroni_api
+    hook = _load_hook(monkeypatch, tmp_path, port)
+    monkeypatch.setenv("DPG_BEFORE_STOP_WAIT_S", "0.5")
+    pm = postmaster(ignore_sigint=True)          # e.g. an archiver stuck on an unreachable repository
+    started = time.monotonic()
+    assert hook.main() == 0
+    assert 0.5 <= time.monotonic() - started < 3
+    assert pm.poll() is None
+
+
+def test_hook_does_nothing_without_a_postmaster(monkeypatch, tmp_path, patroni_api):
+    port, _ = patroni_api
+    hook = _load_hook(monkeypatch, tmp_path, port)
+    assert hook.main() == 0
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
