@@ -14,19 +14,40 @@ CATEGORIES = [
 ]
 
 
+#: environment.properties key -> (container, variable, compose default): the settings a failover number depends on,
+#: read from the running container (what the cluster really runs with), else the default the compose file uses
+SETTINGS = {
+    "patroni.ttl": ("dpg-patroni-1", "DPG_TTL", "20"),
+    "patroni.loop_wait": ("dpg-patroni-1", "DPG_LOOP_WAIT", "1"),
+    "patroni.retry_timeout": ("dpg-patroni-1", "DPG_RETRY_TIMEOUT", "3"),
+    "patroni.synchronous_mode": ("dpg-patroni-1", "DPG_SYNCHRONOUS_MODE", "false"),
+    "patroni.fast_leader_stop": ("dpg-patroni-1", "DPG_FAST_LEADER_STOP", "true"),
+    "postgresql.wal_segsize_mb": ("dpg-patroni-1", "DPG_WAL_SEGSIZE_MB", "1"),
+    "pgbackrest.repo_host": ("dpg-patroni-1", "DPG_PGBACKREST_REPO_HOST", "pgbackrest"),
+    "restore.miss_ttl_ms": ("dpg-patroni-1", "DPG_RESTORE_MISS_TTL_MS", "1000"),
+    "haproxy.inter": ("dpg-haproxy", "DPG_HAPROXY_INTER", "250ms"),
+    "haproxy.retries": ("dpg-haproxy", "DPG_HAPROXY_RETRIES", "0"),
+    "haproxy.rw_check": ("dpg-haproxy", "DPG_HAPROXY_RW_CHECK", "/primary"),
+}
+
+
 def _environment() -> dict[str, str]:
     env = {
-        "patroni.ttl": os.environ.get("DPG_TTL", "20"),
-        "patroni.loop_wait": os.environ.get("DPG_LOOP_WAIT", "1"),
-        "patroni.retry_timeout": os.environ.get("DPG_RETRY_TIMEOUT", "3"),
-        "patroni.synchronous_mode": os.environ.get("DPG_SYNCHRONOUS_MODE", "false"),
-        "haproxy.inter": os.environ.get("DPG_HAPROXY_INTER", "250ms"),
-        "haproxy.rw_check": os.environ.get("DPG_HAPROXY_RW_CHECK", "/primary"),
         "machine": f"{os.cpu_count()} cores",
+        "probes.retry_cap_ms": os.environ.get("DPG_PROBE_RETRY_CAP_MS", "100"),
+        "harness.nice": os.environ.get("DPG_HARNESS_NICE", "10"),
     }
+    env.update({key: os.environ.get(var, default) for key, (_, var, default) in SETTINGS.items()})
     try:
         import docker
         client = docker.from_env(timeout=5)
+        for key, (container, var, _) in SETTINGS.items():
+            try:
+                running = dict(e.split("=", 1) for e in client.containers.get(container).attrs["Config"]["Env"])
+            except Exception:  # noqa: BLE001 - stack not running: keep the default
+                continue
+            if var in running:
+                env[key] = running[var]
         for name, cmd in (("postgresql", ["postgres", "--version"]), ("patroni", ["patroni", "--version"])):
             try:
                 out = client.containers.get("dpg-patroni-1").exec_run(cmd).output.decode().strip()
