@@ -17,6 +17,7 @@ import docker
 
 from chaos.checker import GapReport, SetVerdict, SplitBrainVerdict, check_set, check_split_brain, write_gap
 from chaos.history import History
+from chaos.phases import describe, failover_marks, parse_docker_log
 from chaos.probes import ProbeSettings, Workload, final_read
 from chaos.slo import SLO, bound
 from reports import evidence
@@ -90,6 +91,7 @@ class FailoverResult:
     leader_elected_s: float | None
     healthy_after_s: float
     history: History = field(repr=False)
+    marks_ms: dict[str, int] = field(default_factory=dict)   # chaos.phases: what the nodes logged, and when
 
     def breaches(self) -> list[str]:
         out = []
@@ -115,6 +117,7 @@ class FailoverResult:
             "duplicates": len(self.set_verdict.duplicates), "recovered": len(self.set_verdict.recovered),
             "split_brain": [a.to_dict() for a in self.split_brain.anomalies],
             "acknowledged": len(self.set_verdict.acknowledged), "attempted": len(self.set_verdict.attempted),
+            "marks_ms": self.marks_ms,
         }
 
 
@@ -151,7 +154,7 @@ class FailoverExperiment:
             for ep in self.entry_points:
                 assert workload.wait_acks(ep.name, 5, within=10), f"{ep.name}: no steady writes before the fault"
             with allure.step(f"inject + observe: {self.fault} on leader {old}"):
-                injected_at = time.monotonic()
+                injected_at, injected_wall = time.monotonic(), time.time()
                 with inject(old, history):
                     if self.expect_new_leader:
                         seen, new_leader = wait_for(lambda: watcher.first_leader_other_than(old, injected_at),
@@ -169,14 +172,27 @@ class FailoverExperiment:
         if not self.expect_new_leader:
             new_leader = self.cluster.leader()
         return self._verify(history, workload.run_id, old, new_leader, tl_before, elected_s, healthy_after,
-                            injected_at)
+                            injected_at, injected_wall)
 
     def _wait_writes_resume(self, workload: Workload, history: History, *, within: float) -> None:
         for ep in self.entry_points:
             if not workload.wait_acks(ep.name, 3, within=within):
                 history.mark("stuck", ep.name, f"no writes within {within:.0f}s of the new leader")
 
-    def _verify(self, history, run_id, old, new_leader, tl_before, elected_s, healthy_after, injected_at):
+    def _marks(self, old: str, new: str | None, injected_wall: float) -> dict[str, int]:
+        """chaos.phases marks from the old and the new leader's logs since the injection (empty if unreadable)."""
+        logs = {}
+        for role, node in (("old", old), ("new", new)):
+            try:
+                text = self.client.containers.get(container(node)).logs(
+                    timestamps=True, since=int(injected_wall) - 1).decode(errors="replace") if node else ""
+            except docker.errors.DockerException:
+                text = ""
+            logs[role] = parse_docker_log(text)
+        return failover_marks(logs["old"], logs["new"], injected_wall=injected_wall)
+
+    def _verify(self, history, run_id, old, new_leader, tl_before, elected_s, healthy_after, injected_at,
+                injected_wall):
         with allure.step("verify: final read, history checkers, write gaps"):
             read = final_read(endpoints.haproxy(), run_id)
             result = FailoverResult(
@@ -185,8 +201,10 @@ class FailoverExperiment:
                 gaps={ep.name: write_gap(history, ep.name, after=injected_at) for ep in self.entry_points},
                 slos={ep.name: bound(self.fault, ep.name) for ep in self.entry_points},
                 set_verdict=check_set(history, read), split_brain=check_split_brain(history),
-                leader_elected_s=elected_s, healthy_after_s=healthy_after, history=history)
+                leader_elected_s=elected_s, healthy_after_s=healthy_after, history=history,
+                marks_ms=self._marks(old, new_leader, injected_wall))
             summary = result.summary()
+            evidence.attach_text("where the gap went", describe(result.marks_ms, summary["gaps_ms"]))
             evidence.attach_json("verdict", summary | {"set": result.set_verdict.to_dict(),
                                                        "split_brain_verdict": result.split_brain.to_dict(),
                                                        "gaps": {k: g.to_dict() for k, g in result.gaps.items()}})

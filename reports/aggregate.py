@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from chaos.phases import MARK_ORDER
 from reports.jsonl import json_objects
 
 KIND = "failover"
@@ -134,6 +135,7 @@ class FaultStats:
     duplicates: int
     split_brain: int            # anomalies summed over runs
     split_brain_runs: int       # runs with at least one anomaly
+    marks: dict[str, Spread] = field(default_factory=dict)   # chaos.phases marks (ms after the injection)
 
 
 @dataclass
@@ -175,7 +177,8 @@ def _fault_stats(fault: str, rows: list[dict[str, Any]]) -> FaultStats:
         healthy_after_s=Spread.of(r.get("healthy_after_s") for r in rows),
         lost=sum(_int(r.get("lost")) for r in rows), unexpected=sum(_int(r.get("unexpected")) for r in rows),
         duplicates=sum(_int(r.get("duplicates")) for r in rows),
-        split_brain=sum(anomalies), split_brain_runs=sum(1 for a in anomalies if a))
+        split_brain=sum(anomalies), split_brain_runs=sum(1 for a in anomalies if a),
+        marks={m: Spread.of((r.get("marks_ms") or {}).get(m) for r in rows) for m in MARK_ORDER})
 
 
 def group_by_fault(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -249,6 +252,15 @@ def fault_cells(agg: Aggregate) -> list[tuple[str, ...]]:
              str(f.unexpected), str(f.duplicates), f"{f.split_brain} ({f.split_brain_runs})") for f in agg.faults]
 
 
+def mark_cells(agg: Aggregate) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """Where the gap went: p50 ms after the injection of each mark any run logged (header, rows)."""
+    seen = [m for m in MARK_ORDER if any(f.marks.get(m) and f.marks[m].n for f in agg.faults)]
+    rows = [(f.fault, str(max((f.marks[m].n for m in seen), default=0)),
+             *(_ms(f.marks[m].p50) if f.marks[m].n else DASH for m in seen))
+            for f in agg.faults if any(f.marks[m].n for m in seen)]
+    return ("fault", "runs with marks", *seen), rows
+
+
 def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
@@ -274,7 +286,12 @@ def render_markdown(agg: Aggregate, *, title: str | None = None) -> str:
     """Write-gap table (the one to paste into a review) followed by the per-fault recovery/data table."""
     parts = [f"# {title}\n"] if title else []
     parts += ["## Write gap per fault x entry point\n", _markdown(GAP_HEADER, gap_cells(agg)), "",
-              "## Recovery and data per fault\n", _markdown(FAULT_HEADER, fault_cells(agg)), "", _footer(agg), ""]
+              "## Recovery and data per fault\n", _markdown(FAULT_HEADER, fault_cells(agg)), ""]
+    header, rows = mark_cells(agg)
+    if rows:
+        parts += ["## Where the gap went (p50 ms after the injection, from the nodes' logs)\n",
+                  _markdown(header, rows), ""]
+    parts += [_footer(agg), ""]
     return "\n".join(parts)
 
 
@@ -282,5 +299,8 @@ def render_text(agg: Aggregate) -> str:
     """The same two tables for a terminal."""
     if not agg.rows:
         return f"no failover measurements. {_footer(agg)}\n"
-    return "\n".join([_text(GAP_HEADER, gap_cells(agg)), "", _text(FAULT_HEADER, fault_cells(agg)), "",
-                      _footer(agg), ""])
+    parts = [_text(GAP_HEADER, gap_cells(agg)), "", _text(FAULT_HEADER, fault_cells(agg)), ""]
+    header, rows = mark_cells(agg)
+    if rows:
+        parts += ["where the gap went: p50 ms after the injection, from the nodes' logs", _text(header, rows), ""]
+    return "\n".join(parts + [_footer(agg), ""])
