@@ -24,7 +24,6 @@ def others(node: str) -> list[str]:
 
 
 @allure.title("planned switchover keeps every entry point within the soft-fault SLO")
-@pytest.mark.xfail(ARCHIVING, raises=SLOBreach, strict=False, reason=ARCHIVING_COST)
 def test_switchover_meets_slo(experiment):
     result = experiment("switchover").run(lambda leader, h: Switchover(history=h))
     assert result.timeline_after > result.timeline_before, "timeline did not advance"
@@ -32,13 +31,6 @@ def test_switchover_meets_slo(experiment):
 
 
 @allure.title("graceful stop of the leader (docker stop) fails over within the soft-fault SLO")
-@pytest.mark.xfail(raises=SLOBreach, strict=False,
-                   reason="the seed's 3 s claim holds only at p50 for a graceful stop: measured p50 2.2 s, p95 3.0 s, "
-                          "1 of 5 runs at 3005 ms through HAProxy (README). Floor: Patroni 4.0.7 polls the stopping "
-                          "postmaster once a second and, with archiving, sleeps 1 s more after the shutdown "
-                          "checkpoint before releasing the key; then the candidate probes the stopping node. Only "
-                          "an SLO breach is expected here: lost writes, split brain or an unhealthy cluster still "
-                          "fail the test.")
 def test_graceful_stop_of_leader_meets_slo(experiment):
     result = experiment("graceful_stop").run(lambda leader, h: Stopped(container(leader), history=h))
     assert result.timeline_after > result.timeline_before
@@ -92,7 +84,6 @@ def test_replica_loss_does_not_disturb_writes(experiment, cluster):
 
 
 @allure.title("two switchovers in a row, each within the soft-fault SLO")
-@pytest.mark.xfail(ARCHIVING, raises=SLOBreach, strict=False, reason=ARCHIVING_COST)
 def test_two_failovers_in_a_row(experiment, cluster):
     @contextlib.contextmanager
     def two_switchovers(leader, h):
