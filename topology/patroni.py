@@ -13,6 +13,7 @@ from .names import ETCD_MEMBERS, PATRONI_NODES, container
 
 SCOPE = "dpg"
 LEADER_KEY = f"/service/{SCOPE}/leader"
+SYNC_KEY = f"/service/{SCOPE}/sync"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,24 @@ class PatroniCluster:
     def leader_in_dcs(self) -> str | None:
         """The holder of the leader key, read from etcd (any member with a quorum)."""
         return self.etcd.get(LEADER_KEY) or None
+
+    def sync_standbys_in_dcs(self) -> list[str]:
+        """The standbys the leader has *recorded* in the /sync key as synchronous.
+
+        Only these may be promoted in synchronous mode. The REST API may report a `sync_standby` role as soon as
+        synchronous_standby_names names it, before Patroni has written the key (a second DCS round trip, ~1-2 s
+        later); a leader lost in between leaves no candidate at all, and nobody is promoted (seen once)."""
+        raw = self.etcd.get(SYNC_KEY)
+        if not raw:
+            return []
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return []
+        if not isinstance(data, dict) or data.get("leader") != self.leader_in_dcs():
+            return []
+        names = data.get("sync_standby") or ""
+        return [n for n in (names if isinstance(names, list) else str(names).split(",")) if n]
 
     def etcd_health(self) -> dict[str, bool]:
         return {member: self.etcd.healthy(member) for member in ETCD_MEMBERS}

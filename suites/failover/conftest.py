@@ -50,13 +50,16 @@ def synchronous_mode(cluster):
     api = PatroniAPI.published()
     with allure.step("enable synchronous_mode"):
         api.request("PATCH", "/config", json={"synchronous_mode": True})
-        wait_for(lambda: any(m.role == "sync_standby" for m in cluster.members()),
-                 within=TIMEOUTS.cluster_ready, what="a sync_standby")
+        # the standby must be recorded in the DCS, not only named in synchronous_standby_names: a fault between
+        # the two would leave no node allowed to take over (Patroni's safety rule, not the fault under test)
+        wait_for(lambda: any(m.role == "sync_standby" for m in cluster.members()) and cluster.sync_standbys_in_dcs(),
+                 within=TIMEOUTS.cluster_ready, what="a sync_standby recorded in the /sync key")
     yield
     with allure.step("disable synchronous_mode"):
         api.request("PATCH", "/config", json={"synchronous_mode": False})
-        wait_for(lambda: not any(m.role == "sync_standby" for m in cluster.members()),
-                 within=TIMEOUTS.cluster_ready, what="no sync_standby left")
+        wait_for(lambda: not any(m.role == "sync_standby" for m in cluster.members())
+                 and not cluster.sync_standbys_in_dcs(),
+                 within=TIMEOUTS.cluster_ready, what="no sync_standby left (REST API and /sync key)")
 
 
 #: WAL bytes one probe write produces, measured on this cluster (500 inserts: 354 bytes each, including the
@@ -64,21 +67,16 @@ def synchronous_mode(cluster):
 WAL_BYTES_PER_PROBE_WRITE = 354
 
 
-#: WAL archiving to the pgBackRest repository is on unless DPG_PGBACKREST_REPO_HOST is set empty (compose default)
-ARCHIVING = os.environ.get("DPG_PGBACKREST_REPO_HOST", "pgbackrest") != ""
-
-#: Measured in CI on 2026-11-25 with archiving on: the old primary's fast shutdown waits for the archiver's final
-#: archive-push (0.4-0.8 s over TLS), and the promoting replica fetches timeline history files through
-#: restore_command (pgbackrest archive-get, 0.1-0.3 s per call, 3-5 calls) before it accepts writes.
-#: On 2026-11-26 the project's CI (DR and etcd suites first on the same cluster) saw the switchover breach 3 s (its
-#: numbers are lost: that run was killed at its time limit); a local rerun of that order measured switchover 3.6 s
-#: and synchronous-mode hard kill ttl+3.7 s, with a compile running beside it (a noisy machine, as CI may be).
-ARCHIVING_COST = ("WAL archiving (pgBackRest over TLS) is on: the old primary's shutdown waits for its last "
-                  "archive-push (0.4-0.8 s) and the promotion runs 3-5 archive-get calls for history files "
-                  "(0.1-0.3 s each). Benchmark with archiving (README, N=5): switchover p50 2.2 s but 1 of 5 runs "
-                  "4.1 s, double switchover p50 3.2 s; seen in CI: sync-mode isolation ttl+4.7 s, sync-mode hard "
-                  "kill ttl+3.7 s. Only this SLO breach is expected; lost writes, split brain or an unhealthy "
-                  "cluster still fail. With DPG_PGBACKREST_REPO_HOST= (archiving off) the test is strict.")
+#: Why the synchronous-mode isolation and freeze may breach their bound (ttl+3500) on a noisy machine. Measured
+#: 2026-12-01 with the project defaults: isolation 22.5 s, freeze 22.6 s (libpq multi-host 24.3 s, bound ttl+5500).
+#: Floor: the lease expires ttl after the last renewal, then the candidate probes every known member and Patroni
+#: hard-codes that probe's timeout at 2 s; an isolated (DROP) or frozen (kernel accepts, process never answers)
+#: leader always costs the full 2 s, then the promotion. That leaves ~1 s for noise; CI once measured ttl+4.7 s
+#: (2026-11-26, before the failover tuning). A hard kill fails the probe at once (no route to host): strict.
+PROBE_FLOOR = ("Synchronous mode, leader unreachable but not gone: the candidate waits out Patroni's hard-coded "
+               "2 s member probe of it after the lease expires, so the gap is ttl + ~2.5 s (measured 22.5-22.6 s, "
+               "bound ttl+3.5 s): only ~1 s is left for a noisy machine. Only this SLO breach is expected; a lost "
+               "write, split brain or an unhealthy cluster still fails.")
 
 
 def async_loss_bound() -> int:

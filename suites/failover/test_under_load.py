@@ -27,7 +27,7 @@ from topology.health import assert_healthy
 from topology.timeouts import TIMEOUTS
 from topology.waiting import wait_for
 
-from .conftest import ARCHIVING, ARCHIVING_COST, SLOBreach
+from .conftest import SLOBreach
 
 # Locust runs as a subprocess: importing it here would gevent-monkey-patch pytest's process (ssl recursion)
 LOCUST_MISSING = importlib.util.find_spec("locust") is None
@@ -45,7 +45,6 @@ RUN_S = 45              # Locust's --run-time: steady + switchover (~2-10 s unde
 
 
 @allure.title("switchover while Locust drives HAProxy: failures confined to the SLO window, cluster healthy")
-@pytest.mark.xfail(ARCHIVING, raises=SLOBreach, strict=False, reason=ARCHIVING_COST + " Under load: 3.3 s once in CI.")
 def test_switchover_under_locust_load(write_paths_stacks):
     client = write_paths_stacks
     stacks = ["patroni", "pgbouncer", "traefik"]
