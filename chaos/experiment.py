@@ -23,6 +23,7 @@ from chaos.slo import SLO, bound
 from reports import evidence
 from topology import endpoints
 from topology.docker_env import ip_prefix
+from topology.etcd import EtcdUnavailable
 from topology.health import assert_healthy
 from topology.names import PATRONI_NODES, container
 from topology.patroni import PatroniCluster
@@ -49,9 +50,12 @@ class LeaderWatcher(threading.Thread):
         last = object()
         while not self.stop_event.is_set():
             try:
-                leader = self.cluster.leader_in_dcs()
-            except Exception:  # noqa: BLE001 - etcd unreachable counts as "no leader seen"
-                leader = None
+                leader = self.cluster.leader_in_dcs(strict=True)
+            except EtcdUnavailable:
+                # nobody answered (e.g. etcd electing a raft leader): not a change of the key, so nothing to
+                # record; reading it as "no leader" once made an undisturbed DCS outage look like a lost key
+                self.stop_event.wait(self.every)
+                continue
             if leader != last:
                 self.changes.append((time.monotonic(), leader))
                 self.history.mark("dcs-leader", leader or "none", "leader key in etcd")

@@ -38,6 +38,10 @@ class EtcdMember:
         return self.member_id is not None and self.member_id == self.leader_id
 
 
+class EtcdUnavailable(ConnectionError):
+    """No etcd member answered a quorum read."""
+
+
 class EtcdGateway:
     """Linearizable reads and `/health` through the members' published client ports (one keep-alive session
     per thread, so a poll is one small HTTP request)."""
@@ -52,9 +56,11 @@ class EtcdGateway:
             self._local.session = requests.Session()
         return self._local.session
 
-    def get(self, key: str) -> str | None:
-        """The value of `key` from the first member that answers with a quorum read; None when the key is
-        absent or no member answers (a lost quorum reads as 'no value', as etcdctl would fail)."""
+    def read(self, key: str) -> str | None:
+        """The value of `key` from the first member that answers with a quorum read (None: the key is absent).
+
+        Raises EtcdUnavailable when no member answers, e.g. while etcd elects a raft leader (its members then
+        answer nothing for a second or two) or without a quorum: that is not the same as an absent key."""
         body = {"key": base64.b64encode(key.encode()).decode()}
         for member in sorted(ETCD_MEMBERS, key=lambda m: m != self._answered):
             try:
@@ -67,7 +73,14 @@ class EtcdGateway:
                 continue
             self._answered = member
             return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
-        return None
+        raise EtcdUnavailable(f"no etcd member answered a quorum read of {key}")
+
+    def get(self, key: str) -> str | None:
+        """`read`, with no answer read as 'no value' (as a failing etcdctl would leave a health gate)."""
+        try:
+            return self.read(key)
+        except EtcdUnavailable:
+            return None
 
     def healthy(self, member: str) -> bool:
         """etcd's own /health: true only while the member serves a linearizable read (is in a quorum)."""

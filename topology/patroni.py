@@ -37,9 +37,10 @@ class PatroniCluster:
         self.etcd = EtcdGateway()
 
     # -- source of truth: the DCS
-    def leader_in_dcs(self) -> str | None:
-        """The holder of the leader key, read from etcd (any member with a quorum)."""
-        return self.etcd.get(LEADER_KEY) or None
+    def leader_in_dcs(self, *, strict: bool = False) -> str | None:
+        """The holder of the leader key, read from etcd (any member with a quorum); None when there is none.
+        strict: raise EtcdUnavailable when etcd does not answer, instead of reading that as 'no leader'."""
+        return (self.etcd.read(LEADER_KEY) if strict else self.etcd.get(LEADER_KEY)) or None
 
     def sync_standbys_in_dcs(self) -> list[str]:
         """The standbys the leader has *recorded* in the /sync key as synchronous.

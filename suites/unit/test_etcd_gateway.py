@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from topology.etcd import EtcdGateway
+from topology.etcd import EtcdGateway, EtcdUnavailable
 from topology.names import ETCD_MEMBERS
 
 pytestmark = pytest.mark.unit
@@ -89,3 +89,34 @@ def test_health_is_etcds_own_verdict(members):
     members({"kv": {}}, {"kv": {}, "healthy": False}, {"kv": {}, "delay": 3})
     gw = EtcdGateway(timeout=0.5)
     assert [gw.healthy(m) for m in ETCD_MEMBERS] == [True, False, False]
+
+
+def test_no_member_answering_is_not_an_absent_key(members):
+    members(*[{"kv": {"/k": "v"}, "status": 503}] * 3)
+    with pytest.raises(EtcdUnavailable):
+        EtcdGateway().read("/k")
+    members({"kv": {}}, {"kv": {}}, {"kv": {}})
+    assert EtcdGateway().read("/k") is None       # absent: answered, no value
+
+
+def test_leader_watcher_records_no_change_while_etcd_does_not_answer():
+    """An undisturbed leader key read through an etcd election must not show a 'None' in between."""
+    from chaos.experiment import LeaderWatcher
+    from chaos.history import History
+
+    answers = iter(["patroni-1", EtcdUnavailable("electing"), EtcdUnavailable("electing"), "patroni-1"])
+
+    class Cluster:
+        def leader_in_dcs(self, *, strict=False):
+            try:
+                answer = next(answers)
+            except StopIteration:
+                return "patroni-1"
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    watcher = LeaderWatcher(Cluster(), History(), every=0.01)
+    with watcher:
+        time.sleep(0.2)
+    assert [leader for _, leader in watcher.changes] == ["patroni-1"]
