@@ -14,7 +14,6 @@ import dataclasses
 import heapq
 import itertools
 import logging
-import os
 import socket
 import threading
 import time
@@ -27,6 +26,7 @@ import psycopg
 from psycopg import errors as pgerrors
 
 from topology.endpoints import Endpoint, close_quietly
+from topology.errors import positive_number_from_env
 
 from .history import History, Op
 
@@ -62,14 +62,7 @@ class ProbeSettings:
 
 def retry_cap_from_env() -> float:
     """DPG_PROBE_RETRY_CAP_MS (default 100) in seconds; 20 reproduces a herd retrying every 20 ms."""
-    raw = os.environ.get("DPG_PROBE_RETRY_CAP_MS", "100")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"DPG_PROBE_RETRY_CAP_MS={raw!r} is not a number of milliseconds") from None
-    if value <= 0:
-        raise ValueError(f"DPG_PROBE_RETRY_CAP_MS must be > 0, got {value}")
-    return value / 1000
+    return positive_number_from_env("DPG_PROBE_RETRY_CAP_MS", "100", what="a number of milliseconds") / 1000
 
 
 class Sequence:

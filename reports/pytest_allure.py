@@ -41,13 +41,15 @@ def _environment() -> dict[str, str]:
     try:
         import docker
         client = docker.from_env(timeout=5)
-        for key, (container, var, _) in SETTINGS.items():
+        running: dict[str, dict[str, str]] = {}      # container -> its environment, each asked once
+        for name in {c for c, _, _ in SETTINGS.values()}:
             try:
-                running = dict(e.split("=", 1) for e in client.containers.get(container).attrs["Config"]["Env"])
-            except Exception:  # noqa: BLE001 - stack not running: keep the default
+                running[name] = dict(e.split("=", 1) for e in client.containers.get(name).attrs["Config"]["Env"])
+            except Exception:  # noqa: BLE001 - stack not running: keep the defaults
                 continue
-            if var in running:
-                env[key] = running[var]
+        for key, (name, var, _) in SETTINGS.items():
+            if var in running.get(name, {}):
+                env[key] = running[name][var]
         for name, cmd in (("postgresql", ["postgres", "--version"]), ("patroni", ["patroni", "--version"])):
             try:
                 out = client.containers.get("dpg-patroni-1").exec_run(cmd).output.decode().strip()

@@ -9,7 +9,7 @@ import json
 import os
 from dataclasses import dataclass, fields, replace
 
-from .errors import TopologyError
+from .errors import TopologyError, positive_number_from_env
 
 
 @dataclass(frozen=True)
@@ -50,14 +50,7 @@ def _load() -> Timeouts:
 
 def multiplier() -> float:
     default = "2" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "1"
-    raw = os.environ.get("DPG_TIMEOUT_MULTIPLIER", default)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise TopologyError(f"DPG_TIMEOUT_MULTIPLIER={raw!r} is not a number") from None
-    if value <= 0:
-        raise TopologyError(f"DPG_TIMEOUT_MULTIPLIER must be > 0, got {value}")
-    return value
+    return positive_number_from_env("DPG_TIMEOUT_MULTIPLIER", default)
 
 
 TIMEOUTS = _load()

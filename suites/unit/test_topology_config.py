@@ -79,3 +79,18 @@ def test_sequence_is_unique_across_threads():
 
 def test_describe_keeps_class_and_first_line():
     assert describe(ValueError("boom\nsecond line")) == "ValueError: boom"
+
+
+@pytest.mark.parametrize("raw, message", [("fast", "DPG_PROBE_RETRY_CAP_MS='fast' is not a number of milliseconds"),
+                                          ("0", "DPG_PROBE_RETRY_CAP_MS must be > 0, got 0.0")])
+def test_bad_probe_retry_cap_is_one_clear_error(monkeypatch, raw, message):
+    from chaos.probes import retry_cap_from_env
+    monkeypatch.setenv("DPG_PROBE_RETRY_CAP_MS", raw)
+    with pytest.raises(TopologyError, match=message):
+        retry_cap_from_env()
+
+
+def test_bad_timeout_multiplier_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("DPG_TIMEOUT_MULTIPLIER", "-1")
+    with pytest.raises(TopologyError, match="DPG_TIMEOUT_MULTIPLIER must be > 0, got -1.0"):
+        timeouts.multiplier()
