@@ -1,10 +1,11 @@
 """Where a failover's write gap went: the moments the nodes themselves logged, as ms after the injection.
 
 The write gap says how long writers waited; these marks say who they waited for: the old primary's shutdown
-(and the archive push it includes), Patroni releasing the leader key, the candidate taking it, PostgreSQL's
-promotion, and, after `accepting_writes`, the routers and the clients' own retry. Read from the Patroni and
-PostgreSQL lines of the old and the new leader (Patroni 4.0.7, PostgreSQL 17; a line that does not appear, as
-"Leader key released" in a shutdown, leaves its mark out). Pure: log lines in, marks out.
+(and the archive push it includes), the image's postmaster watcher waking Patroni (`patroni_woken`), Patroni
+releasing the leader key, the candidate taking it, PostgreSQL's promotion, and, after `accepting_writes`, the
+routers and the clients' own retry. Read from the Patroni and PostgreSQL lines of the old and the new leader
+(Patroni 4.0.7, PostgreSQL 17; a line that does not appear, as "Leader key released" in a shutdown, leaves its
+mark out). Pure: log lines in, marks out.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Iterable
 #: (mark, whose log, pattern) in the order a failover goes through them
 MARKS: tuple[tuple[str, str, re.Pattern], ...] = tuple((m, node, re.compile(p)) for m, node, p in (
     ("stop_requested", "old", r"received (fast|immediate) shutdown request"),
+    ("patroni_woken", "old", r"dpg-postmaster-watch: postmaster \d+ exited; woke"),
     ("crash_detected", "old", r"Primary crashed\. Failing over"),
     ("demoted_itself", "old", r"Demoting self \(immediate-nolock\)"),
     ("stopped", "old", r"database system is shut down"),

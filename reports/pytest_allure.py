@@ -22,6 +22,7 @@ SETTINGS = {
     "patroni.retry_timeout": ("dpg-patroni-1", "DPG_RETRY_TIMEOUT", "3"),
     "patroni.synchronous_mode": ("dpg-patroni-1", "DPG_SYNCHRONOUS_MODE", "false"),
     "patroni.fast_leader_stop": ("dpg-patroni-1", "DPG_FAST_LEADER_STOP", "true"),
+    "patroni.postmaster_watch": ("dpg-patroni-1", "DPG_POSTMASTER_WATCH", "true"),
     "postgresql.wal_segsize_mb": ("dpg-patroni-1", "DPG_WAL_SEGSIZE_MB", "1"),
     "pgbackrest.repo_host": ("dpg-patroni-1", "DPG_PGBACKREST_REPO_HOST", "pgbackrest"),
     "restore.miss_ttl_ms": ("dpg-patroni-1", "DPG_RESTORE_MISS_TTL_MS", "1000"),

@@ -1,11 +1,14 @@
-"""The Patroni node's failover helpers, outside Docker: restore_command's answers and the before_stop hook.
+"""The Patroni node's failover helpers, outside Docker: restore_command's answers, the before_stop hook and the
+postmaster watcher.
 
-restore-wal.sh runs against a fake `pgbackrest` on PATH that records every call; before-stop.py against a
-stand-in postmaster (a child process with a pid file) and a stand-in Patroni REST API on a free port."""
+restore-wal.sh runs against a fake `pgbackrest` on PATH that records every call; before-stop.py and
+postmaster-watch.py against a stand-in postmaster (a child process with a pid file) and a stand-in Patroni REST
+API on a free port."""
 from __future__ import annotations
 
 import http.server
 import importlib.util
+import json
 import os
 import signal
 import socketserver
@@ -85,13 +88,19 @@ def test_found_files_and_errors_are_never_cached(node):
 
 
 # --- before-stop.py ------------------------------------------------------------------------------------------
+def _load_script(name: str, monkeypatch, tmp_path, api_port: int):
+    """An image script as a module, pointed at a pid file under tmp_path and the stand-in REST API."""
+    spec = importlib.util.spec_from_file_location(name.replace("-", "_"), IMAGE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "PIDFILE", str(tmp_path / "postmaster.pid"))
+    monkeypatch.setattr(module, "PATRONI_API", ("127.0.0.1", api_port))
+    return module
+
+
 def _load_hook(monkeypatch, tmp_path, api_port: int):
-    spec = importlib.util.spec_from_file_location("before_stop", IMAGE / "before-stop.py")
-    hook = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hook)
-    monkeypatch.setattr(hook, "PIDFILE", str(tmp_path / "postmaster.pid"))
+    hook = _load_script("before-stop", monkeypatch, tmp_path, api_port)
     monkeypatch.setattr(hook, "STOP_MARKER", str(tmp_path / "dpg-stop-requested"))
-    monkeypatch.setattr(hook, "PATRONI_API", ("127.0.0.1", api_port))
     return hook
 
 
@@ -107,6 +116,12 @@ def patroni_api():
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_OPTIONS(self):  # noqa: N802 - http.server's naming
             self.send_response(status[0])
+            self.end_headers()
+
+        def do_PATCH(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            status.append((time.monotonic(), self.path, json.loads(body)))   # after status[0]: the calls seen
+            self.send_response(200)
             self.end_headers()
 
         def log_message(self, *args):
@@ -197,3 +212,57 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# --- postmaster-watch.py -------------------------------------------------------------------------------------
+def _load_watcher(monkeypatch, tmp_path, api_port: int):
+    watcher = _load_script("postmaster-watch", monkeypatch, tmp_path, api_port)
+    monkeypatch.setattr(watcher, "POSTMASTER_NAMES", watcher.POSTMASTER_NAMES + (Path(sys.executable).name[:15],))
+    return watcher
+
+
+def _in_thread(fn, *args) -> list:
+    result: list = []
+    threading.Thread(target=lambda: result.append(fn(*args)), daemon=True).start()
+    return result
+
+
+def test_watcher_wakes_patroni_right_after_the_postmaster_is_killed(monkeypatch, tmp_path, patroni_api, postmaster):
+    port, calls = patroni_api
+    watcher = _load_watcher(monkeypatch, tmp_path, port)
+    pm = postmaster()
+    watched = _in_thread(watcher.watch_once, None)
+    time.sleep(0.3)
+    assert len(calls) == 1                       # nothing sent while the postmaster runs
+    killed = time.monotonic()
+    pm.kill()
+    pm.wait()                                    # reaped, as dumb-init does
+    deadline = time.monotonic() + 3
+    while not watched and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert watched == [pm.pid]
+    (woken_at, path, body), = calls[1:]
+    assert path == "/config" and body == {"dpg_postmaster_watch_wakeup": None}   # deletes a key nobody has
+    assert woken_at - killed < 0.5               # at once, not at Patroni's next cycle (loop_wait >= 1 s)
+
+
+def test_watcher_ignores_a_stale_pid_file_and_waits_for_the_next_postmaster(monkeypatch, tmp_path, patroni_api,
+                                                                           postmaster):
+    port, calls = patroni_api
+    watcher = _load_watcher(monkeypatch, tmp_path, port)
+    old = postmaster()
+    old.kill()
+    old.wait()                                   # postmaster.pid still names it, as after a kill -9
+    watched = _in_thread(watcher.next_postmaster, None)
+    time.sleep(0.3)
+    assert watched == []                         # a dead pid is not watched (nor woken for) again
+    new = postmaster()
+    deadline = time.monotonic() + 3
+    while not watched and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert watched == [new.pid] and len(calls) == 1
+
+
+def test_watcher_gives_up_quietly_when_patroni_does_not_answer(monkeypatch, tmp_path):
+    watcher = _load_watcher(monkeypatch, tmp_path, _free_port())
+    assert watcher.wake_patroni().startswith("no answer")

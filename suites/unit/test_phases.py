@@ -37,10 +37,12 @@ def test_marks_are_the_first_of_each_after_the_injection_on_its_own_node():
 
 
 def test_a_crash_has_no_shutdown_marks():
-    old = parse_docker_log("2026-12-01T10:04:56.000000000Z 2026-12-01 10:04:56,000 INFO: Primary crashed. "
+    old = parse_docker_log("2026-12-01T10:04:55.520000000Z dpg-postmaster-watch: postmaster 60 exited; woke "
+                           "Patroni's HA loop in 3 ms (HTTP 200)\n"
+                           "2026-12-01T10:04:56.000000000Z 2026-12-01 10:04:56,000 INFO: Primary crashed. "
                            "Failing over.\n")
     marks = failover_marks(old, parse_docker_log(NEW), injected_wall=INJECTED)
-    assert "stop_requested" not in marks and marks["crash_detected"] == 500
+    assert "stop_requested" not in marks and marks["crash_detected"] == 500 and marks["patroni_woken"] == 20
 
 
 def test_aggregate_shows_the_median_of_each_mark():

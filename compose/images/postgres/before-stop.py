@@ -26,7 +26,7 @@ import time
 
 PGDATA = os.environ.get("PGDATA", "/data/pgdata")
 PIDFILE = os.path.join(PGDATA, "postmaster.pid")
-STOP_MARKER = "/tmp/dpg-stop-requested"   # written by the entrypoint when the container is asked to stop
+STOP_MARKER = os.environ.get("DPG_STOP_MARKER", "")   # set by the entrypoint; it writes the file on a stop signal
 PATRONI_API = ("127.0.0.1", 8008)
 POLL_S = 0.02
 
@@ -45,7 +45,7 @@ def postmaster_pid() -> int | None:
 
 def why_take_over() -> str | None:
     """Why this stop is a graceful stop of the leader, or None when it is not (or not known to be)."""
-    if os.path.exists(STOP_MARKER):
+    if STOP_MARKER and os.path.exists(STOP_MARKER):
         return "container stop requested"   # Patroni's shutdown; it has closed its REST API already
     conn = http.client.HTTPConnection(*PATRONI_API, timeout=0.5)
     try:

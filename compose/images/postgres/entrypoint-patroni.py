@@ -161,7 +161,7 @@ with open("/etc/patroni/patroni.yml", "w") as fh:
 stopping = []
 # A stop request is also left as a file for the before_stop hook (before-stop.py): Patroni closes its REST API
 # first when it shuts down, so the hook cannot ask it whether this is a graceful shutdown of the leader.
-STOP_MARKER = "/tmp/dpg-stop-requested"
+STOP_MARKER = os.environ.setdefault("DPG_STOP_MARKER", "/tmp/dpg-stop-requested")   # Patroni's hooks inherit it
 with contextlib.suppress(FileNotFoundError):
     os.unlink(STOP_MARKER)   # left by an earlier life of this container
 
@@ -176,6 +176,8 @@ signal.signal(signal.SIGTERM, on_stop_signal)
 signal.signal(signal.SIGINT, on_stop_signal)
 # the node's own pgBackRest TLS server: the repository host reaches the data directory through it for backups
 server = subprocess.Popen(["pgbackrest", "server"]) if repo_host else None
+# see postmaster-watch.py: wakes Patroni's HA loop when the postmaster dies instead of at its next cycle
+watcher = subprocess.Popen(["python3", "/usr/local/bin/dpg-postmaster-watch"]) if flag("DPG_POSTMASTER_WATCH", True) else None
 child = subprocess.Popen(["patroni", "/etc/patroni/patroni.yml"])
 while True:
     try:
@@ -183,8 +185,9 @@ while True:
         break
     except InterruptedError:
         continue
-if server is not None and server.poll() is None:
-    server.terminate()
+for helper in (server, watcher):
+    if helper is not None and helper.poll() is None:
+        helper.terminate()
 linger = float(env("DPG_STOP_LINGER_S", "3"))
 if stopping and linger > 0:
     time.sleep(linger)
