@@ -14,6 +14,7 @@ from .names import ETCD_MEMBERS, PATRONI_NODES, container
 SCOPE = "dpg"
 LEADER_KEY = f"/service/{SCOPE}/leader"
 SYNC_KEY = f"/service/{SCOPE}/sync"
+MEMBERS_PREFIX = f"/service/{SCOPE}/members/"
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,18 @@ class PatroniCluster:
             return []
         names = data.get("sync_standby") or ""
         return [n for n in (names if isinstance(names, list) else str(names).split(",")) if n]
+
+    def role_in_dcs(self, node: str) -> str | None:
+        """The role `node` last published in its member key: replica, promoted, primary, demoted ... (None if absent).
+
+        'promoted' lasts from `pg_ctl promote` until Patroni has seen the promotion finish and touched the key
+        again (1-2 s here). A node whose rewind check reads the leader in that window skips the check."""
+        raw = self.etcd.get(MEMBERS_PREFIX + node)
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        return data.get("role") if isinstance(data, dict) else None
 
     def etcd_health(self) -> dict[str, bool]:
         return {member: self.etcd.healthy(member) for member in ETCD_MEMBERS}

@@ -89,11 +89,18 @@ class SLOBreach(AssertionError):
     """A write gap above its SLO (kept apart from data-safety failures so a known breach can be marked)."""
 
 
+class SplitBrainFound(AssertionError):
+    """The split-brain checker found an anomaly (its own type, so a known one can be marked as exactly that:
+    an xfail without `raises=` would also pass on a setup error or an unhealthy cluster)."""
+
+
 def assert_failover_ok(result: FailoverResult, *, allow_loss: int = 0) -> None:
     """The verdict of one scenario: no lost/phantom/duplicate write, no split brain, then the SLO per entry point.
 
     Data-safety problems are reported first and are never an SLOBreach."""
     problems = data_safety_problems(result.set_verdict, result.split_brain, allow_loss=allow_loss)
+    if result.split_brain.valid is False:
+        raise SplitBrainFound(f"{result.fault}: " + " | ".join(problems))
     assert not problems, f"{result.fault}: " + " | ".join(problems)
     breaches = result.breaches()
     if breaches:

@@ -14,7 +14,7 @@ import pytest
 from chaos.faults import Isolated, Killed, Paused, ProcessKilled, Stopped, Switchover
 from topology.names import ETCD_MEMBERS, PATRONI_NODES, container
 
-from .conftest import PROBE_FLOOR, SLOBreach, assert_failover_ok, async_loss_bound
+from .conftest import PROBE_FLOOR, SLOBreach, SplitBrainFound, assert_failover_ok, async_loss_bound
 
 pytestmark = [pytest.mark.destructive, allure.parent_suite("failover"), allure.suite("leader failures")]
 
@@ -64,12 +64,15 @@ def test_isolated_leader_demotes(experiment):
 
 
 @allure.title("frozen leader (docker pause) must not accept writes after a new leader exists")
-@pytest.mark.xfail(strict=True, reason="known with asynchronous replication (shared/notes/failover-baseline.md, "
-                   "3 of 3 runs): after unfreeze the deposed leader commits the in-flight write before Patroni "
-                   "demotes it; no watchdog exists in containers. synchronous_mode prevents it (test below).")
+@pytest.mark.xfail(raises=SplitBrainFound, strict=True, reason=(
+    "known with asynchronous replication (shared/notes/failover-baseline.md, 3 of 3 runs): after unfreeze the "
+    "deposed leader commits the in-flight write before Patroni demotes it; no watchdog exists in containers. "
+    "synchronous_mode prevents it (test below). Only the split-brain finding is expected: a setup error, an "
+    "unhealthy cluster or loss beyond maximum_lag_on_failover still fails."))
 def test_frozen_leader_accepts_no_late_writes(experiment):
     result = experiment("freeze", pin_leader=True).run(lambda leader, h: Paused(container(leader), history=h))
-    assert_failover_ok(result)
+    # asynchronous replication: what the frozen leader acknowledged last may not have reached a replica
+    assert_failover_ok(result, allow_loss=async_loss_bound())
 
 
 @allure.title("loss of a replica does not disturb writes")

@@ -1,9 +1,10 @@
-"""The /sync key decides who may be promoted in synchronous mode: read it the way Patroni 4 writes it."""
+"""Patroni's DCS keys read the way Patroni 4 writes them: /sync (who may be promoted in synchronous mode) and the
+members' keys (the role a new leader has published)."""
 import json
 
 import pytest
 
-from topology.patroni import LEADER_KEY, SYNC_KEY, PatroniCluster
+from topology.patroni import LEADER_KEY, MEMBERS_PREFIX, SYNC_KEY, PatroniCluster
 
 pytestmark = pytest.mark.unit
 
@@ -39,3 +40,16 @@ def test_garbage_in_the_sync_key_is_no_standby():
     cluster = cluster_with(None)
     cluster.etcd.keys[SYNC_KEY] = "{not json"
     assert cluster.sync_standbys_in_dcs() == []
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ('{"conn_url":"postgres://patroni-1:5432/postgres","state":"running","role":"promoted"}', "promoted"),
+    ('{"state":"running","role":"primary","xlog_location":41031456}', "primary"),
+    (None, None),                     # no key: the member is gone (its lease expired)
+    ("[1, 2]", None),
+    ("{not json", None),
+])
+def test_role_in_dcs_reads_the_member_key(raw, expected):
+    cluster = cluster_with(None)
+    cluster.etcd.keys[MEMBERS_PREFIX + "patroni-1"] = raw
+    assert cluster.role_in_dcs("patroni-1") == expected

@@ -1,0 +1,47 @@
+"""suites/failover's verdict: which exception a finding raises decides what an `xfail(raises=...)` may absorb.
+
+A known split brain (the async freeze) is marked `xfail(raises=SplitBrainFound)`: loss beyond the bound, a
+setup error or an unhealthy cluster must still fail that test, so each has to surface as something else."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from chaos.checker import Anomaly, SetVerdict, SplitBrainVerdict
+from suites.failover.conftest import SLOBreach, SplitBrainFound, assert_failover_ok
+
+pytestmark = pytest.mark.unit
+
+
+def _result(*, lost=(), anomalies=(), breaches=()):
+    empty = frozenset()
+    sv = SetVerdict(valid=not lost, attempted=frozenset(range(10)), acknowledged=frozenset(range(10)),
+                    lost=frozenset(lost), unexpected=empty, recovered=empty, duplicates=empty,
+                    indeterminate_missing=empty, failed_but_present=empty)
+    sb = SplitBrainVerdict(valid=False if anomalies else True, anomalies=tuple(anomalies), servers_seen=(),
+                           timelines_seen=())
+    return SimpleNamespace(fault="freeze", set_verdict=sv, split_brain=sb, breaches=lambda: list(breaches))
+
+
+LATE_ACK = Anomaly(kind="stale-timeline", detail="deposed leader acknowledged 7 on timeline 3", ops_values=(7,))
+
+
+def test_split_brain_raises_its_own_type_and_still_names_every_problem():
+    with pytest.raises(SplitBrainFound, match="data loss.*split brain"):
+        assert_failover_ok(_result(lost=[3], anomalies=[LATE_ACK]))
+
+
+def test_loss_without_split_brain_is_not_a_split_brain():
+    with pytest.raises(AssertionError, match="data loss") as err:
+        assert_failover_ok(_result(lost=[3]))
+    assert not isinstance(err.value, (SplitBrainFound, SLOBreach))
+
+
+def test_loss_within_the_bound_and_a_slow_failover_is_an_slo_breach_only():
+    with pytest.raises(SLOBreach):
+        assert_failover_ok(_result(lost=[3], breaches=["haproxy: write gap 25000 ms > SLO 23500 ms"]), allow_loss=1)
+
+
+def test_a_clean_result_passes():
+    assert_failover_ok(_result())
