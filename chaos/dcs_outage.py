@@ -8,22 +8,25 @@ Patroni's ttl, so the leader must renew its lease (or fail to) several times whi
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager
+from typing import Callable, ContextManager, Mapping
 
 import allure
 import docker
 
 from chaos.census import PrimaryCensus
 from chaos.checker import GapReport, SetVerdict, SplitBrainVerdict, check_set, check_split_brain, write_gap
-from chaos.experiment import LeaderWatcher, node_of_ip
+from chaos.experiment import LeaderWatcher, container_logs, node_of_ip
 from chaos.history import History
+from chaos.phases import parse_docker_log
 from chaos.probes import Workload, final_read
 from chaos.slo import ttl_seconds
 from reports import evidence
 from topology import endpoints
 from topology.etcd import EtcdCluster
+from topology.names import ETCD_MEMBERS
 from topology.health import assert_healthy
 from topology.patroni import PatroniCluster
 from topology.timeouts import TIMEOUTS
@@ -31,6 +34,21 @@ from topology.waiting import wait_for
 
 #: given the Patroni leader and the history for marks, a context manager that breaks etcd and heals it
 OutageFactory = Callable[[str, History], ContextManager]
+
+_LOST_LEADER = re.compile(r"raft\.node: \w+ lost leader")
+_ELECTED = re.compile(r"raft\.node: \w+ elected leader")
+
+
+def raft_leaderless_s(logs: Mapping[str, str], *, injected_wall: float, outage_end_wall: float) -> float | None:
+    """How long etcd had no raft leader during the outage, from the members' own logs (etcd 3.5, `docker logs
+    --timestamps`): the first "lost leader" after the injection to the first "elected leader" after it, or to
+    the end of the outage if nobody was elected by then. None: no member lost its leader."""
+    lines = sorted(line for text in logs.values() for line in parse_docker_log(text))
+    lost = next((t for t, msg in lines if injected_wall <= t <= outage_end_wall and _LOST_LEADER.search(msg)), None)
+    if lost is None:
+        return None
+    elected = next((t for t, msg in lines if lost <= t <= outage_end_wall and _ELECTED.search(msg)), None)
+    return (elected if elected is not None else outage_end_wall) - lost
 
 
 @dataclass
@@ -51,6 +69,7 @@ class DcsOutageResult:
     max_primaries_nodes: list[str]
     no_primary_after_s: float | None               # census: first moment no node acted as primary
     etcd_during: dict[str, object]
+    raft_leaderless_s: float | None                # etcd without a raft leader inside the outage (members' logs)
     set_verdict: SetVerdict
     split_brain: SplitBrainVerdict
     history: History = field(repr=False)
@@ -66,7 +85,7 @@ class DcsOutageResult:
             "first_refusal_s": self.first_refusal_s, "writes_resumed_after_heal_s": self.writes_resumed_after_heal_s,
             "reads_during": self.reads_during, "max_primaries": self.max_primaries,
             "max_primaries_nodes": self.max_primaries_nodes, "no_primary_after_s": self.no_primary_after_s,
-            "etcd_during": self.etcd_during, "ttl_s": ttl_seconds(),
+            "etcd_during": self.etcd_during, "raft_leaderless_s": self.raft_leaderless_s, "ttl_s": ttl_seconds(),
             "lost": len(self.set_verdict.lost), "unexpected": len(self.set_verdict.unexpected),
             "duplicates": len(self.set_verdict.duplicates),
             "split_brain": [a.to_dict() for a in self.split_brain.anomalies],
@@ -104,7 +123,7 @@ class DcsOutageExperiment:
             for ep in self.entry_points:
                 assert workload.wait_acks(ep.name, 5, within=10), f"{ep.name}: no steady writes before the fault"
             with allure.step(f"inject: {self.fault} for {self.outage_s:.0f} s (ttl {ttl_seconds()} s)"):
-                injected_at = time.monotonic()
+                injected_at, injected_wall = time.monotonic(), time.time()
                 with inject(leader, history):
                     if during is not None:
                         during()
@@ -112,7 +131,7 @@ class DcsOutageExperiment:
                     etcd_during = self._etcd_snapshot()
                     history.mark("etcd", "snapshot", str(etcd_during))
                     time.sleep(max(0.0, self.outage_s - (time.monotonic() - injected_at)))
-                    outage_end = time.monotonic()
+                    outage_end, outage_end_wall = time.monotonic(), time.time()
                 healed_at = time.monotonic()      # the fault's heal has returned
             with allure.step("heal, then wait for writes everywhere and a healthy cluster"):
                 for ep in self.entry_points:
@@ -122,15 +141,18 @@ class DcsOutageExperiment:
                          what="3 healthy etcd members after heal")
                 assert_healthy(self.client, self.stacks, within=TIMEOUTS.rejoin)
                 time.sleep(self.after_heal_s)
+        leaderless = raft_leaderless_s(
+            container_logs(self.client, list(ETCD_MEMBERS), tail="all", timestamps=True, since=int(injected_wall) - 1),
+            injected_wall=injected_wall, outage_end_wall=outage_end_wall)
         return self._verify(history, workload.run_id, leader, (injected_at, outage_end, healed_at), census, watcher,
-                            etcd_during)
+                            etcd_during, leaderless)
 
     def _etcd_snapshot(self) -> dict[str, object]:
         members = self.etcd.members()
         return {"healthy": [m.name for m in members if m.healthy], "leader": self.etcd.leader(),
                 "patroni_leader_key": self.cluster.leader_in_dcs()}
 
-    def _verify(self, history, run_id, leader, times, census, watcher, etcd_during):
+    def _verify(self, history, run_id, leader, times, census, watcher, etcd_during, raft_leaderless):
         injected_at, outage_end, _healed_at = times
         with allure.step("verify: final read, history checkers, census of primaries"):
             read = final_read(endpoints.haproxy(), run_id)
@@ -155,7 +177,7 @@ class DcsOutageExperiment:
                 reads_during={"ok": sum(o.outcome == "ok" for o in reads), "fail": sum(o.outcome != "ok" for o in reads)},
                 max_primaries=n, max_primaries_nodes=sorted(nodes),
                 no_primary_after_s=None if no_primary is None else no_primary - injected_at,
-                etcd_during=etcd_during,
+                etcd_during=etcd_during, raft_leaderless_s=raft_leaderless,
                 set_verdict=check_set(history, read), split_brain=check_split_brain(history), history=history)
             summary = result.summary()
             evidence.attach_json("verdict", summary | {"set": result.set_verdict.to_dict(),

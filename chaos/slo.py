@@ -24,6 +24,11 @@ def ttl_seconds() -> int:
     return int(os.environ.get("DPG_TTL", "20"))
 
 
+def retry_timeout_seconds() -> int:
+    """Patroni's retry_timeout: how long a DCS call may keep failing before the leader gives up its lock."""
+    return int(os.environ.get("DPG_RETRY_TIMEOUT", "3"))
+
+
 def _resolve(raw: object, where: str) -> float:
     text = str(raw).replace(" ", "")
     try:

@@ -17,7 +17,7 @@ import allure
 import pytest
 
 from chaos.faults import Isolated, Killed, Partitioned, Stopped
-from chaos.slo import bound, limit
+from chaos.slo import bound, limit, retry_timeout_seconds
 from suites.failover.conftest import assert_failover_ok, async_loss_bound, data_safety_problems
 from topology.alerts import expect_alerts, wait_firing
 from topology.names import ETCD_MEMBERS, PATRONI_NODES, container
@@ -29,14 +29,23 @@ class LeaderDemoted(AssertionError):
     """The Patroni leader stopped acting as primary although only one etcd member was lost."""
 
 
+class EtcdLeaderless(LeaderDemoted):
+    """A demotion while etcd itself had no raft leader for longer than Patroni's retry_timeout: the two members
+    left could not elect one, so no DCS call could succeed; what Patroni did next was forced by etcd."""
+
+
 def assert_writes_undisturbed(result) -> None:
     """No Patroni leader change, no demotion, every entry point within its bound, nothing lost, no split brain."""
     assert result.leaders_seen == [result.leader_before], \
         f"the Patroni leader key changed: {result.leaders_seen}"
     if result.no_primary_after_s is not None:
         assert_history_clean(result)
-        raise LeaderDemoted(f"the leader demoted itself {result.no_primary_after_s:.1f} s into the fault "
-                            f"(write gaps {result.summary()['gaps_ms']})")
+        demoted = (f"the leader demoted itself {result.no_primary_after_s:.1f} s into the fault "
+                   f"(write gaps {result.summary()['gaps_ms']})")
+        if result.raft_leaderless_s is not None and result.raft_leaderless_s > retry_timeout_seconds():
+            raise EtcdLeaderless(f"{demoted}; etcd had no raft leader for {result.raft_leaderless_s:.1f} s "
+                                 f"(> retry_timeout {retry_timeout_seconds()} s)")
+        raise LeaderDemoted(demoted)
     assert result.max_primaries == 1, f"{result.max_primaries} primaries at once: {result.max_primaries_nodes}"
     assert_history_clean(result)
     assert_gaps_within_slo(result)
@@ -93,6 +102,13 @@ def test_minority_majority_split(dcs_outage, etcd, cluster):
 
 
 @allure.title("the etcd member the Patroni leader talks to is isolated: Patroni switches member, keeps its lease")
+@pytest.mark.xfail(raises=EtcdLeaderless, strict=False, reason=(
+    "seen once in CI on 2026-12-01 (15:12 UTC): the isolated member (iptables) was also the raft leader, and the "
+    "two members left stayed pre-candidates for 21.4 s (etcd-3 granted etcd-2's pre-vote, etcd-2 never logged "
+    "the answer) before etcd-2 was elected; with no DCS for 21 s the Patroni leader demoted after 4.6 s and "
+    "re-promoted itself on a new timeline: a 17.1 s write outage. Only a demotion while etcd had no raft leader "
+    "for longer than retry_timeout is the known outcome; a demotion with a working etcd, a changed leader, lost "
+    "writes or split brain still fail."))
 def test_leader_client_member_isolated(dcs_outage, etcd, cluster):
     member = etcd.client_member_of(cluster.leader())
     assert member, "cannot tell which etcd member the Patroni leader talks to"
