@@ -40,15 +40,18 @@ _ELECTED = re.compile(r"raft\.node: \w+ elected leader")
 
 
 def raft_leaderless_s(logs: Mapping[str, str], *, injected_wall: float, outage_end_wall: float) -> float | None:
-    """How long etcd had no raft leader during the outage, from the members' own logs (etcd 3.5, `docker logs
-    --timestamps`): the first "lost leader" after the injection to the first "elected leader" after it, or to
-    the end of the outage if nobody was elected by then. None: no member lost its leader."""
+    """How long etcd was without a working raft leader because of the fault, from the members' own logs (etcd
+    3.5, `docker logs --timestamps`): from the injection to the first "elected leader" after a member logged
+    "lost leader", or to the end of the outage if nobody was elected by then. None: no member lost its leader.
+
+    Counted from the injection, not from "lost leader": a follower logs that only when its election timeout
+    runs out and it starts a pre-vote, ~1 s after a killed or cut-off leader stopped answering."""
     lines = sorted(line for text in logs.values() for line in parse_docker_log(text))
     lost = next((t for t, msg in lines if injected_wall <= t <= outage_end_wall and _LOST_LEADER.search(msg)), None)
     if lost is None:
         return None
     elected = next((t for t, msg in lines if lost <= t <= outage_end_wall and _ELECTED.search(msg)), None)
-    return (elected if elected is not None else outage_end_wall) - lost
+    return (elected if elected is not None else outage_end_wall) - injected_wall
 
 
 @dataclass
@@ -69,7 +72,7 @@ class DcsOutageResult:
     max_primaries_nodes: list[str]
     no_primary_after_s: float | None               # census: first moment no node acted as primary
     etcd_during: dict[str, object]
-    raft_leaderless_s: float | None                # etcd without a raft leader inside the outage (members' logs)
+    raft_leaderless_s: float | None                # injection -> raft leader elected again (members' logs)
     set_verdict: SetVerdict
     split_brain: SplitBrainVerdict
     history: History = field(repr=False)

@@ -24,15 +24,15 @@ ETCD_3 = (line("02.400000000", "raft.node: 98eaf63491e18d8f lost leader f1518fb6
           + line("22.733400000", "raft.node: 98eaf63491e18d8f elected leader 25a77e81047f56db at term 3"))
 
 
-def test_from_the_first_lost_leader_to_the_first_election():
+def test_from_the_injection_to_the_first_election_after_a_lost_leader():
     s = raft_leaderless_s({"etcd-2": ETCD_2, "etcd-3": ETCD_3}, injected_wall=T0, outage_end_wall=END)
-    assert s == pytest.approx(22.733 - 2.400, abs=1e-3)
+    assert s == pytest.approx(22.733 - 1.300, abs=1e-3)   # the followers noticed only at 2.4 s / 3.1 s
 
 
 def test_no_election_before_the_end_of_the_outage_counts_to_its_end():
     s = raft_leaderless_s({"etcd-3": line("02.400000000", "raft.node: 98 lost leader f1 at term 2")},
                           injected_wall=T0, outage_end_wall=END)
-    assert s == pytest.approx(END - (T0 + 1.1), abs=1e-3)
+    assert s == pytest.approx(28, abs=1e-3)
 
 
 def test_a_follower_lost_without_the_leader_is_no_leaderless_time():
