@@ -26,8 +26,8 @@ from chaos.slo import ttl_seconds
 from reports import evidence
 from topology import endpoints
 from topology.etcd import EtcdCluster
-from topology.names import ETCD_MEMBERS
 from topology.health import assert_healthy
+from topology.names import ETCD_MEMBERS
 from topology.patroni import PatroniCluster
 from topology.timeouts import TIMEOUTS
 from topology.waiting import wait_for

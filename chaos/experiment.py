@@ -202,7 +202,7 @@ class FailoverExperiment:
         """chaos.phases marks from the old and the new leader's logs since the injection (empty if unreadable)."""
         logs = container_logs(self.client, [n for n in (old, new) if n], tail="all", timestamps=True,
                               since=int(injected_wall) - 1)
-        return failover_marks(parse_docker_log(logs.get(old, "")), parse_docker_log(logs.get(new, "") if new else ""),
+        return failover_marks(parse_docker_log(logs.get(old, "")), parse_docker_log(logs.get(new, "")),
                               injected_wall=injected_wall)
 
     def _verify(self, history, run_id, old, new_leader, tl_before, elected_s, healthy_after, injected_at,

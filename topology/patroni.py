@@ -49,14 +49,8 @@ class PatroniCluster:
         Only these may be promoted in synchronous mode. The REST API may report a `sync_standby` role as soon as
         synchronous_standby_names names it, before Patroni has written the key (a second DCS round trip, ~1-2 s
         later); a leader lost in between leaves no candidate at all, and nobody is promoted (seen once)."""
-        raw = self.etcd.get(SYNC_KEY)
-        if not raw:
-            return []
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            return []
-        if not isinstance(data, dict) or data.get("leader") != self.leader_in_dcs():
+        data = self._json_in_dcs(SYNC_KEY)
+        if data is None or data.get("leader") != self.leader_in_dcs():
             return []
         names = data.get("sync_standby") or ""
         return [n for n in (names if isinstance(names, list) else str(names).split(",")) if n]
@@ -66,12 +60,17 @@ class PatroniCluster:
 
         'promoted' lasts from `pg_ctl promote` until Patroni has seen the promotion finish and touched the key
         again (1-2 s here). A node whose rewind check reads the leader in that window skips the check."""
-        raw = self.etcd.get(MEMBERS_PREFIX + node)
+        data = self._json_in_dcs(MEMBERS_PREFIX + node)
+        return None if data is None else data.get("role")
+
+    def _json_in_dcs(self, key: str) -> dict | None:
+        """A key Patroni writes as a JSON object, parsed; None when it is absent, not JSON or not an object."""
+        raw = self.etcd.get(key)
         try:
             data = json.loads(raw) if raw else None
         except ValueError:
             return None
-        return data.get("role") if isinstance(data, dict) else None
+        return data if isinstance(data, dict) else None
 
     def etcd_health(self) -> dict[str, bool]:
         return {member: self.etcd.healthy(member) for member in ETCD_MEMBERS}

@@ -231,7 +231,7 @@ def test_watcher_wakes_patroni_right_after_the_postmaster_is_killed(monkeypatch,
     port, calls = patroni_api
     watcher = _load_watcher(monkeypatch, tmp_path, port)
     pm = postmaster()
-    watched = _in_thread(watcher.watch_once, None)
+    watched = _in_thread(watcher.watch_once)
     time.sleep(0.3)
     assert len(calls) == 1                       # nothing sent while the postmaster runs
     killed = time.monotonic()
@@ -253,7 +253,7 @@ def test_watcher_ignores_a_stale_pid_file_and_waits_for_the_next_postmaster(monk
     old = postmaster()
     old.kill()
     old.wait()                                   # postmaster.pid still names it, as after a kill -9
-    watched = _in_thread(watcher.next_postmaster, None)
+    watched = _in_thread(watcher.next_postmaster)
     time.sleep(0.3)
     assert watched == []                         # a dead pid is not watched (nor woken for) again
     new = postmaster()

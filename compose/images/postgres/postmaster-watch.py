@@ -53,11 +53,12 @@ def is_postmaster(pid: int) -> bool:
     return comm in POSTMASTER_NAMES and rest.split()[0] != "Z"
 
 
-def next_postmaster(last_pid: int | None) -> int:
-    """Wait (polling the pid file) for a running postmaster other than the one that just exited."""
+def next_postmaster() -> int:
+    """Wait (polling the pid file) for a running postmaster. The one that just exited cannot be it: a kill -9
+    leaves postmaster.pid naming it, but it is reaped or a zombie by now, which `is_postmaster` rejects."""
     while True:
         pid = pid_from_pidfile()
-        if pid is not None and pid != last_pid and is_postmaster(pid):
+        if pid is not None and is_postmaster(pid):
             return pid
         time.sleep(PIDFILE_POLL_S)
 
@@ -88,9 +89,9 @@ def wake_patroni() -> str:
         conn.close()
 
 
-def watch_once(last_pid: int | None) -> int:
+def watch_once() -> int:
     """Wait for the next postmaster, wait for it to exit, wake Patroni; returns the pid it watched."""
-    pid = next_postmaster(last_pid)
+    pid = next_postmaster()
     wait_for_exit(pid)
     exited = time.monotonic()
     answer = wake_patroni()
@@ -102,9 +103,8 @@ def watch_once(last_pid: int | None) -> int:
 def main() -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):   # dumb-init forwards the container's stop signal
         signal.signal(signum, lambda *_: sys.exit(0))
-    pid = None
     while True:   # for the container's life: each pass blocks on one postmaster
-        pid = watch_once(pid)
+        watch_once()
 
 
 if __name__ == "__main__":
