@@ -28,9 +28,11 @@ def pytest_configure(config):
     failover slower than the cluster is; a niced probe can only report a gap as long or longer, never shorter.
     DPG_HARNESS_NICE=0 keeps the default priority. Threads started later (the probes) inherit it."""
     from chaos.probes import retry_cap_from_env
+    from chaos.slo import member_probe_timeout_ms
     from topology.errors import TopologyError
     try:
         retry_cap_from_env()
+        member_probe_timeout_ms()       # bad harness settings: one line at start, not one failure per test
     except TopologyError as exc:
         raise pytest.UsageError(str(exc)) from None
     raw = os.environ.get("DPG_HARNESS_NICE", "10")

@@ -8,6 +8,7 @@ Patroni's ttl, so the leader must renew its lease (or fail to) several times whi
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import allure
 import docker
 
 from chaos.census import PrimaryCensus
+from chaos.cluster_settings import member_probe_timeout, probe_label, variant
 from chaos.checker import GapReport, SetVerdict, SplitBrainVerdict, check_set, check_split_brain, write_gap
 from chaos.experiment import LeaderWatcher, container_logs, node_of_ip
 from chaos.history import History
@@ -76,10 +78,11 @@ class DcsOutageResult:
     set_verdict: SetVerdict
     split_brain: SplitBrainVerdict
     history: History = field(repr=False)
+    variant: str = ""                              # non-default cluster settings (chaos.cluster_settings)
 
     def summary(self) -> dict:
         return {
-            "fault": self.fault, "run_id": self.run_id, "outage_s": self.outage_s,
+            "fault": self.fault, "variant": self.variant, "run_id": self.run_id, "outage_s": self.outage_s,
             "leader_before": self.leader_before, "leader_after": self.leader_after,
             "leaders_seen": self.leaders_seen,
             "gaps_ms": {ep: g.longest_gap_ms for ep, g in self.gaps.items()},
@@ -110,15 +113,24 @@ class DcsOutageExperiment:
         self.entry_points = entry_points or endpoints.write_paths()
         self.after_heal_s = after_heal_s
         self.stacks = sorted({"patroni", *(ep.stack for ep in self.entry_points)})
+        self.variant = ""       # chaos.cluster_settings.variant of the cluster the run measured
 
     def run(self, inject: OutageFactory, *, during: Callable[[], object] | None = None) -> DcsOutageResult:
         """`during` runs inside the outage (e.g. waiting for an alert); the outage lasts outage_s or until it
         returns, whichever is later."""
-        with allure.step(f"steady state: {', '.join(self.stacks)} healthy, etcd has 3 healthy members"):
-            assert_healthy(self.client, self.stacks)
-            wait_for(lambda: self.etcd.healthy_count() == 3, within=TIMEOUTS.cluster_ready, what="3 healthy etcd members")
-            leader = self.cluster.leader()
-            evidence.attach_text("patronictl list (before)", self.cluster.patronictl_list())
+        with contextlib.ExitStack() as settings:
+            with allure.step(f"steady state: {', '.join(self.stacks)} healthy, etcd has 3 healthy members"):
+                assert_healthy(self.client, self.stacks)
+                wait_for(lambda: self.etcd.healthy_count() == 3, within=TIMEOUTS.cluster_ready,
+                         what="3 healthy etcd members")
+                probe_ms = settings.enter_context(member_probe_timeout())   # restored when the run ends
+                allure.dynamic.parameter("Patroni member probe", probe_label(probe_ms))
+                self.variant = variant(self.cluster.dynamic_config())
+                leader = self.cluster.leader()
+                evidence.attach_text("patronictl list (before)", self.cluster.patronictl_list())
+            return self._run(inject, during, leader)
+
+    def _run(self, inject: OutageFactory, during: Callable[[], object] | None, leader: str) -> DcsOutageResult:
         budget = self.outage_s + TIMEOUTS.failover + TIMEOUTS.rejoin + 120
         workload = Workload(self.entry_points, reads=[endpoints.haproxy_ro()], node_of=node_of_ip(), max_seconds=budget)
         with workload.running() as history, PrimaryCensus(max_seconds=budget) as census, \
@@ -181,7 +193,8 @@ class DcsOutageExperiment:
                 max_primaries=n, max_primaries_nodes=sorted(nodes),
                 no_primary_after_s=None if no_primary is None else no_primary - injected_at,
                 etcd_during=etcd_during, raft_leaderless_s=raft_leaderless,
-                set_verdict=check_set(history, read), split_brain=check_split_brain(history), history=history)
+                set_verdict=check_set(history, read), split_brain=check_split_brain(history), history=history,
+                variant=self.variant)
             summary = result.summary()
             evidence.attach_json("verdict", summary | {"set": result.set_verdict.to_dict(),
                                                        "split_brain_verdict": result.split_brain.to_dict()})

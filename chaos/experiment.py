@@ -15,6 +15,7 @@ from typing import Callable, ContextManager
 import allure
 import docker
 
+from chaos.cluster_settings import member_probe_timeout, probe_label, variant
 from chaos.checker import GapReport, SetVerdict, SplitBrainVerdict, check_set, check_split_brain, write_gap
 from chaos.history import History
 from chaos.phases import describe, failover_marks, parse_docker_log
@@ -96,6 +97,7 @@ class FailoverResult:
     healthy_after_s: float
     history: History = field(repr=False)
     marks_ms: dict[str, int] = field(default_factory=dict)   # chaos.phases: what the nodes logged, and when
+    variant: str = ""       # non-default cluster settings of the run, e.g. "synchronous_mode" (cluster_settings)
 
     def breaches(self) -> list[str]:
         out = []
@@ -121,7 +123,7 @@ class FailoverResult:
             "duplicates": len(self.set_verdict.duplicates), "recovered": len(self.set_verdict.recovered),
             "split_brain": [a.to_dict() for a in self.split_brain.anomalies],
             "acknowledged": len(self.set_verdict.acknowledged), "attempted": len(self.set_verdict.attempted),
-            "marks_ms": self.marks_ms,
+            "marks_ms": self.marks_ms, "variant": self.variant,
         }
 
 
@@ -137,6 +139,7 @@ class FailoverExperiment:
         self.expect_new_leader, self.pin_leader, self.after_heal_s = expect_new_leader, pin_leader, after_heal_s
         self.settings = settings or ProbeSettings()
         self.stacks = sorted({"patroni", *(ep.stack for ep in self.entry_points)})
+        self.variant = ""       # chaos.cluster_settings.variant of the cluster the run measured
 
     def _timeline(self) -> int | None:
         members = {m.name: m for m in self.cluster.members()}
@@ -144,11 +147,18 @@ class FailoverExperiment:
         return members[leader].timeline if leader in members else None
 
     def run(self, inject: FaultFactory) -> FailoverResult:
-        with allure.step(f"steady state: {', '.join(self.stacks)} healthy"):
-            assert_healthy(self.client, self.stacks)
-            old = self.cluster.leader()
-            tl_before = self._timeline()
-            evidence.attach_text("patronictl list (before)", self.cluster.patronictl_list())
+        with contextlib.ExitStack() as settings:
+            with allure.step(f"steady state: {', '.join(self.stacks)} healthy"):
+                assert_healthy(self.client, self.stacks)
+                probe_ms = settings.enter_context(member_probe_timeout())   # restored when the run ends
+                allure.dynamic.parameter("Patroni member probe", probe_label(probe_ms))
+                self.variant = variant(self.cluster.dynamic_config())
+                old = self.cluster.leader()
+                tl_before = self._timeline()
+                evidence.attach_text("patronictl list (before)", self.cluster.patronictl_list())
+            return self._run(inject, old, tl_before)
+
+    def _run(self, inject: FaultFactory, old: str, tl_before: int | None) -> FailoverResult:
         pinned = {f"pinned:{old}": endpoints.node(old)} if self.pin_leader else None
         workload = Workload(self.entry_points, reads=[endpoints.haproxy_ro()], pinned=pinned,
                             settings=self.settings, node_of=node_of_ip(),
@@ -216,7 +226,7 @@ class FailoverExperiment:
                 slos={ep.name: bound(self.fault, ep.name) for ep in self.entry_points},
                 set_verdict=check_set(history, read), split_brain=check_split_brain(history),
                 leader_elected_s=elected_s, healthy_after_s=healthy_after, history=history,
-                marks_ms=self._marks(old, new_leader, injected_wall))
+                marks_ms=self._marks(old, new_leader, injected_wall), variant=self.variant)
             summary = result.summary()
             evidence.attach_text("where the gap went", describe(result.marks_ms, summary["gaps_ms"]))
             evidence.attach_json("verdict", summary | {"set": result.set_verdict.to_dict(),

@@ -17,7 +17,7 @@ class SLO:
     fault: str
     entry_point: str
     bound_ms: float
-    source: str          # how the bound was obtained: "slo.yaml: ttl+2000 (ttl=20 s)" or "env DPG_SLO_..."
+    source: str          # where the bound came from: "slo.yaml: ttl+probe+1500 (ttl=20 s, probe=2000 ms)", "env ..."
 
 
 def ttl_seconds() -> int:
@@ -29,16 +29,56 @@ def retry_timeout_seconds() -> int:
     return int(os.environ.get("DPG_RETRY_TIMEOUT", "3"))
 
 
-def _resolve(raw: object, where: str) -> float:
-    text = str(raw).replace(" ", "")
+#: Patroni 4.0.7's own timeout of the leader race's member probe (ha.py fetch_node_status hard-codes 2 s)
+STOCK_MEMBER_PROBE_MS = 2000
+MEMBER_PROBE_RANGE_MS = (100, 10_000)
+
+
+def member_probe_timeout_ms() -> int:
+    """The member-probe timeout this run gives the cluster (DPG_MEMBER_PROBE_TIMEOUT_MS; unset = Patroni's 2 s).
+
+    Opt-in: the image's Patroni reads it from the dynamic config key `dpg_member_probe_timeout_ms`, which the
+    experiments set before their steady state (chaos.cluster_settings), so bounds and cluster always agree."""
+    raw = os.environ.get("DPG_MEMBER_PROBE_TIMEOUT_MS", "").strip()
+    if not raw:
+        return STOCK_MEMBER_PROBE_MS
+    low, high = MEMBER_PROBE_RANGE_MS
     try:
-        if text == "ttl":
-            return ttl_seconds() * 1000.0
-        if text.startswith("ttl+") or text.startswith("ttl-"):
-            return ttl_seconds() * 1000 + float(text[3:])
-        return float(text)
+        value = int(raw)
     except ValueError:
-        raise TopologyError(f"SLO {where}: {raw!r} is neither a number of ms nor 'ttl+<ms>'") from None
+        value = None
+    if value is None or not low <= value <= high:
+        raise TopologyError(f"DPG_MEMBER_PROBE_TIMEOUT_MS={raw!r}: expected an integer of ms from {low} to {high} "
+                            f"(unset = Patroni's own {STOCK_MEMBER_PROBE_MS})")
+    return value
+
+
+def _resolve(raw: object, where: str) -> float:
+    """A bound in ms: a number, or a sum of `ttl` (Patroni's ttl), `probe` (the member-probe timeout) and ms."""
+    text = str(raw).replace(" ", "")
+    symbols = {"ttl": lambda: ttl_seconds() * 1000.0, "probe": lambda: float(member_probe_timeout_ms())}
+    total, sign, term = 0.0, 1.0, ""
+    try:
+        for ch in text + "+":
+            if ch in "+-" and term:
+                total += sign * (symbols[term]() if term in symbols else float(term))
+                sign, term = (1.0 if ch == "+" else -1.0), ""
+            elif ch in "+-":
+                raise ValueError(text)
+            else:
+                term += ch
+    except ValueError:
+        raise TopologyError(f"SLO {where}: {raw!r} is neither a number of ms nor a sum of ttl, probe and ms "
+                            "(e.g. 'ttl+probe+1500')") from None
+    return total
+
+
+def _note(raw: object) -> str:
+    """What the symbols of a bound stood for in this run (goes into the SLO's source)."""
+    text = str(raw)
+    parts = ([f"ttl={ttl_seconds()} s"] if "ttl" in text else []) + \
+            ([f"probe={member_probe_timeout_ms()} ms"] if "probe" in text else [])
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def load(path: Path | None = None) -> dict[tuple[str, str], SLO]:
@@ -56,8 +96,7 @@ def load(path: Path | None = None) -> dict[tuple[str, str], SLO]:
                 out[(fault, ep)] = SLO(fault, ep, _resolve(os.environ[env_hit], env_hit), f"env {env_hit}")
             else:
                 bound = _resolve(raw, f"{fault}.{ep}")
-                note = f" (ttl={ttl_seconds()} s)" if "ttl" in str(raw) else ""
-                out[(fault, ep)] = SLO(fault, ep, bound, f"{path.name}: {raw}{note}")
+                out[(fault, ep)] = SLO(fault, ep, bound, f"{path.name}: {raw}{_note(raw)}")
     return out
 
 
@@ -70,7 +109,7 @@ def bound(fault: str, entry_point: str) -> SLO:
 
 
 def limit(name: str) -> SLO:
-    """A named bound from the SLO file's `limits:` section (times in ms or ttl+<ms>); env DPG_LIMIT_<NAME>."""
+    """A named bound from the SLO file's `limits:` section (as the write-gap bounds); env DPG_LIMIT_<NAME>."""
     env = f"DPG_LIMIT_{name}".upper()
     if env in os.environ:
         return SLO(name, "-", _resolve(os.environ[env], env), f"env {env}")
@@ -81,5 +120,4 @@ def limit(name: str) -> SLO:
         raise TopologyError(f"no limit {name!r} in the SLO file {path}") from None
     except (OSError, yaml.YAMLError) as exc:
         raise TopologyError(f"cannot read SLO file {path}: {exc}") from None
-    note = f" (ttl={ttl_seconds()} s)" if "ttl" in str(raw) else ""
-    return SLO(name, "-", _resolve(raw, name), f"{path.name}: {raw}{note}")
+    return SLO(name, "-", _resolve(raw, name), f"{path.name}: {raw}{_note(raw)}")

@@ -181,12 +181,22 @@ def _fault_stats(fault: str, rows: list[dict[str, Any]]) -> FaultStats:
         marks={m: Spread.of((r.get("marks_ms") or {}).get(m) for r in rows) for m in MARK_ORDER})
 
 
+def row_label(row: dict[str, Any]) -> str:
+    """The fault, plus the run's non-default cluster settings if any: 'freeze [synchronous_mode]'. Runs of one
+    fault under other settings (synchronous_mode, a patched member probe) are other populations, never mixed."""
+    variant = row.get("variant")
+    return f"{row['fault']} [{variant}]" if isinstance(variant, str) and variant else row["fault"]
+
+
 def group_by_fault(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Rows per fault, faults in the table order."""
+    """Rows per fault (and settings variant), faults in the table order, each fault's variants after it."""
     groups: dict[str, list[dict[str, Any]]] = {}
+    order: dict[str, tuple] = {}
     for r in rows:
-        groups.setdefault(r["fault"], []).append(r)
-    return {f: groups[f] for f in sorted(groups, key=lambda f: sort_key(f, FAULT_ORDER))}
+        label = row_label(r)
+        groups.setdefault(label, []).append(r)
+        order[label] = (sort_key(r["fault"], FAULT_ORDER), label)
+    return {f: groups[f] for f in sorted(groups, key=order.__getitem__)}
 
 
 def aggregate(rows: Sequence[dict[str, Any]], *, other_kinds: int = 0, malformed: int = 0) -> Aggregate:

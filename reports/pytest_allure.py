@@ -39,6 +39,15 @@ def _environment() -> dict[str, str]:
         "harness.nice": os.environ.get("DPG_HARNESS_NICE", "10"),
     }
     env.update({key: os.environ.get(var, default) for key, (_, var, default) in SETTINGS.items()})
+    # not a container setting: every experiment puts the harness's value into the cluster's dynamic config for
+    # its run and restores it after (chaos.cluster_settings), so the cluster shows it only while a test runs
+    from chaos.cluster_settings import probe_label
+    from chaos.slo import member_probe_timeout_ms
+    from topology.errors import TopologyError
+    try:
+        env["patroni.member_probe_timeout"] = probe_label(member_probe_timeout_ms())
+    except TopologyError as err:
+        env["patroni.member_probe_timeout"] = f"invalid: {err}"
     try:
         import docker
         client = docker.from_env(timeout=5)

@@ -20,6 +20,7 @@ import argparse
 import base64
 import html
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -28,9 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from chaos.slo import STOCK_MEMBER_PROBE_MS
 from reports.jsonl import json_objects
 
-from reports.aggregate import DASH, FAULT_ORDER, Aggregate, aggregate, sort_key
+from reports.aggregate import DASH, FAULT_ORDER, Aggregate, aggregate, row_label, sort_key
 
 #: measurement kinds that carry a write gap per entry point and the data checkers' verdicts
 GAP_KINDS = ("failover", "dcs_outage")
@@ -40,18 +42,19 @@ LOAD_KIND = "load_failover"
 VECTOR_KIND = "vector_bench"
 
 # Physical floors (ms) of the write gap per fault, from the derivations in suites/failover/slo.yaml.
-# "ttl+N" resolves against Patroni's ttl of the run (DPG_TTL); None = no floor derived there.
-HARD_FLOOR = "ttl+3500"      # lease expiry + loop_wait 1 s + member probe 2 s + promotion/router check 0.5 s
+# "ttl+probe+N" resolves against Patroni's ttl of the run (DPG_TTL) and the member-probe timeout of the row's
+# variant (Patroni's own 2 s unless the row says "member probe N ms"); None = no floor derived there.
+HARD_FLOOR = "ttl+probe+1500"   # lease expiry + loop_wait 1 s + member probe + promotion/router check 0.5 s
 FLOORS: dict[str, Any] = {
     "hard_kill": HARD_FLOOR, "isolation": HARD_FLOOR, "leader_cut_from_etcd": HARD_FLOOR,
-    "freeze": {"*": HARD_FLOOR, "multihost": "ttl+5500"},   # + libpq connect_timeout (2 s) at the frozen host
+    "freeze": {"*": HARD_FLOOR, "multihost": "ttl+probe+3500"},   # + libpq connect_timeout (2 s) at the frozen host
     # no leader change: writes never have to stop
     "replica_loss": 0, "etcd_member_stopped": 0, "etcd_member_isolated": 0, "etcd_minority_split": 0,
     "etcd_client_member_isolated": 0, "etcd_leader_killed": 0, "quorum_loss_failsafe": 0,
 }
 FLOOR_NOTES = {
-    HARD_FLOOR: "lease (ttl) + loop_wait 1 s + member probe 2 s + promotion 0.5 s",
-    "ttl+5500": "hard-fault floor + libpq connect_timeout 2 s at the frozen host",
+    HARD_FLOOR: "lease (ttl) + loop_wait 1 s + member probe + promotion 0.5 s",
+    "ttl+probe+3500": "hard-fault floor + libpq connect_timeout 2 s at the frozen host",
     0: "no leader change",
 }
 SOFT_NOTE = "not derived: the leader hands over its key (bound = the seed's 3 s claim)"
@@ -137,15 +140,22 @@ def _ms(v: Any) -> str:
     return DASH if not isinstance(v, (int, float)) or isinstance(v, bool) else f"{v:.0f}"
 
 
+def _probe_ms_of(label: str) -> int:
+    """The member-probe timeout of a table label such as 'freeze [member probe 500 ms]' (aggregate.row_label)."""
+    found = re.search(r"member probe (\d+) ms", label)
+    return int(found.group(1)) if found else STOCK_MEMBER_PROBE_MS
+
+
 def _resolve_floor(fault: str, ep: str, ttl_s: int) -> tuple[float | None, str]:
-    spec = FLOORS.get(fault)
+    spec = FLOORS.get(fault.split(" [", 1)[0])
     if isinstance(spec, dict):
         spec = spec.get(ep, spec.get("*"))
     if spec is None:
         return None, SOFT_NOTE
     if isinstance(spec, str):
-        value = ttl_s * 1000 + float(spec.removeprefix("ttl+"))
-        return value, f"{spec} = {value:.0f} ({FLOOR_NOTES.get(spec, '')})"
+        probe = _probe_ms_of(fault)
+        value = ttl_s * 1000 + probe + float(spec.removeprefix("ttl+probe+"))
+        return value, f"{spec} = {value:.0f} (probe {probe} ms; {FLOOR_NOTES.get(spec, '')})"
     return float(spec), FLOOR_NOTES.get(spec, "")
 
 
@@ -200,18 +210,22 @@ def async_loss_bound() -> int:
 def integrity_table(agg: Aggregate, rows: list[dict[str, Any]]) -> Table:
     acked: dict[str, int] = {}
     worst_loss: dict[str, int] = {}
+    loss_allowed: set[str] = set()      # labels (fault [variant]) whose runs replicated asynchronously
     for r in rows:
+        label = row_label(r)
+        if r["fault"] in LOSS_ALLOWED and "synchronous_mode" not in str(r.get("variant") or ""):
+            loss_allowed.add(label)
         if isinstance(r.get("acknowledged"), int):
-            acked[r["fault"]] = acked.get(r["fault"], 0) + r["acknowledged"]
+            acked[label] = acked.get(label, 0) + r["acknowledged"]
         if isinstance(r.get("lost"), int):
-            worst_loss[r["fault"]] = max(worst_loss.get(r["fault"], 0), r["lost"])
+            worst_loss[label] = max(worst_loss.get(label, 0), r["lost"])
     bound = async_loss_bound()
     out = []
     for f in agg.faults:
         if f.unexpected or f.duplicates or f.split_brain:
             verdict = "FAIL"
         elif f.lost:
-            verdict = "LOSS ≤ BOUND" if f.fault in LOSS_ALLOWED and worst_loss.get(f.fault, 0) <= bound else "FAIL"
+            verdict = "LOSS ≤ BOUND" if f.fault in loss_allowed and worst_loss.get(f.fault, 0) <= bound else "FAIL"
         else:
             verdict = "PASS"
         out.append((f.fault, str(f.runs), str(acked.get(f.fault, DASH)), str(f.lost), str(f.unexpected),

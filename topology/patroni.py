@@ -78,16 +78,24 @@ class PatroniCluster:
     # -- Patroni REST API
     def cluster_json(self, *, prefer: str | None = None) -> dict:
         """GET /cluster from the first node that answers (the view Patroni itself has of the DCS)."""
+        return self._api_json("/cluster", prefer=prefer)
+
+    def _api_json(self, path: str, *, prefer: str | None = None) -> dict:
         order = ([prefer] if prefer else []) + [n for n in PATRONI_NODES if n != prefer]
         last: Exception | None = None
         for node in order:
             try:
-                r = requests.get(endpoints.patroni_api(node) + "/cluster", timeout=2)
+                r = requests.get(endpoints.patroni_api(node) + path, timeout=2)
                 r.raise_for_status()
                 return r.json()
-            except requests.RequestException as exc:
+            except (requests.RequestException, ValueError) as exc:
                 last = exc
-        raise ConnectionError(f"no Patroni REST API answered: {last}")
+        raise ConnectionError(f"no Patroni REST API answered GET {path}: {last}")
+
+    def dynamic_config(self) -> dict:
+        """GET /config: the cluster-wide settings in the DCS (synchronous_mode, ttl ...), from the first node
+        that answers."""
+        return self._api_json("/config")
 
     def members(self) -> list[Member]:
         data = self.cluster_json()

@@ -212,6 +212,7 @@ def _check_quorum_loss(result, failsafe_mode: bool, shape: str) -> None:
     assert_history_clean(result)
 
 
+@pytest.mark.lease_bound
 @allure.title("the Patroni leader cut from all of etcd demotes; a replica takes over; no split brain")
 def test_leader_cut_from_etcd(experiment):
     result = experiment("leader_cut_from_etcd", pin_leader=True).run(

@@ -67,17 +67,20 @@ def synchronous_mode(cluster):
 WAL_BYTES_PER_PROBE_WRITE = 354
 
 
-#: Why the synchronous-mode isolation and freeze may breach their bound (ttl+3500) on a noisy machine. Measured
+#: Why the synchronous-mode isolation and freeze may breach their bound (ttl+probe+1500) on a noisy machine. Measured
 #: 2026-12-01 with the project defaults: isolation 22.5 s and 24.2 s (that promotion took 1.4 s: it restored two
-#: segments the isolated leader had still archived), freeze 22.3-22.6 s (libpq multi-host 24.3 s, bound ttl+5500).
+#: segments the isolated leader had still archived), freeze 22.3-22.6 s (libpq multi-host 24.3 s, bound
+#: ttl+probe+3500).
 #: Floor: the lease expires ttl after the last renewal, then the candidate probes every known member and Patroni
-#: hard-codes that probe's timeout at 2 s; an isolated (DROP) or frozen (kernel accepts, process never answers)
-#: leader always costs the full 2 s, then the promotion. That leaves ~1 s for noise; CI once measured ttl+4.7 s
+#: hard-codes that probe's timeout at 2 s (`probe`; DPG_MEMBER_PROBE_TIMEOUT_MS on the opt-in patched image); an
+#: isolated (DROP) or frozen (kernel accepts, process never answers) leader always costs the full probe, then
+#: the promotion. That leaves ~1 s for noise; CI once measured ttl+4.7 s
 #: (2026-11-26, before the failover tuning). A hard kill fails the probe at once (no route to host): strict.
-PROBE_FLOOR = ("Synchronous mode, leader unreachable but not gone: the candidate waits out Patroni's hard-coded "
-               "2 s member probe of it after the lease expires, so the gap is ttl + ~2.5 s (measured 22.3-22.6 s, "
-               "once 24.2 s; bound ttl+3.5 s): only ~1 s is left for a noisy machine or a slow promotion. Only this "
-               "SLO breach is expected; a lost write, split brain or an unhealthy cluster still fails.")
+PROBE_FLOOR = ("Synchronous mode, leader unreachable but not gone: the candidate waits out Patroni's member probe "
+               "of it (hard-coded 2 s) after the lease expires, so the gap is ttl + probe + ~0.5 s (measured "
+               "22.3-22.6 s, once 24.2 s; bound ttl + probe + 1.5 s): only ~1 s is left for a noisy machine or a "
+               "slow promotion. Only this SLO breach is expected; a lost write, split brain or an unhealthy "
+               "cluster still fails.")
 
 
 def async_loss_bound() -> int:

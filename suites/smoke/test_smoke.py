@@ -1,6 +1,8 @@
 """Smoke: every stack is healthy and every entry point routes where the cluster team expects it to."""
 from __future__ import annotations
 
+import json
+
 import allure
 import psycopg
 import pytest
@@ -48,6 +50,36 @@ def test_readonly_user_cannot_write_even_on_the_primary(write_paths_stacks):
         assert conn.execute("SELECT count(*) >= 0 FROM probe.writes").fetchone()[0]
         with pytest.raises((pgerrors.ReadOnlySqlTransaction, pgerrors.InsufficientPrivilege)):
             conn.execute("INSERT INTO probe.writes (value, probe, run_id) VALUES (-1, 'smoke', 'smoke')")
+
+
+#: Runs inside a Patroni container: calls the image's Ha.fetch_node_status with a stub transport that records
+#: the timeout it is given, once without and once with the opt-in key in the dynamic config.
+MEMBER_PROBE_CHECK = """
+import json
+from types import SimpleNamespace
+import patroni.postgresql  # noqa: F401 - patroni.ha alone hits a circular import; Patroni loads this first
+from patroni import global_config
+from patroni.ha import Ha
+seen = []
+def request(member, timeout=None, retries=None):
+    seen.append(timeout)
+    raise OSError("stub transport")
+stub = SimpleNamespace(patroni=SimpleNamespace(request=request))
+member = SimpleNamespace(name="stub", api_url="http://stub:8008/patroni")
+for config in ({}, {"dpg_member_probe_timeout_ms": 500}):
+    global_config.update(None, config)
+    Ha.fetch_node_status(stub, member)
+print(json.dumps(seen))
+"""
+
+
+@allure.title("the image's Patroni probes members for its own 2 s unless the opt-in key says otherwise")
+def test_member_probe_timeout_is_stock_unless_opted_in(patroni_stack):
+    """The Dockerfile edits one line of Patroni's ha.py; this pins what that line does in the built image."""
+    res = patroni_stack.containers.get("dpg-patroni-1").exec_run(["python3", "-c", MEMBER_PROBE_CHECK])
+    output = res.output.decode(errors="replace")
+    assert res.exit_code == 0, output
+    assert json.loads(output.strip().splitlines()[-1]) == [2.0, 0.5], output
 
 
 def test_traefik_api_lists_the_three_tcp_routers(write_paths_stacks):

@@ -291,3 +291,16 @@ def test_bench_time_bound_starts_nothing_past_the_deadline(tmp_path):
     b.execute()
     assert b.records == [] and [n["reason"] for n in b.not_run] == ["time bound"] * 3
     assert b.write_outputs().rows == 0
+
+
+def test_runs_under_other_settings_are_their_own_rows():
+    """Synchronous-mode or patched-probe runs of a fault must not be averaged into its stock runs."""
+    rows = [_row("freeze", 22000.0), _row("freeze", 22400.0), _row("freeze", 21000.0, variant="member probe 500 ms"),
+            _row("freeze", 22300.0, variant="synchronous_mode"), _row("hard_kill", 21000.0, variant=""),
+            _row("switchover")]
+    agg = aggregate(rows)
+    assert [f.fault for f in agg.faults] == ["switchover", "hard_kill", "freeze", "freeze [member probe 500 ms]",
+                                             "freeze [synchronous_mode]"]
+    haproxy = {g.fault: g for g in agg.gaps if g.entry_point == "haproxy"}
+    assert (haproxy["freeze"].n, haproxy["freeze"].gap.max) == (2, 22400.0)
+    assert (haproxy["freeze [member probe 500 ms]"].n, haproxy["freeze [member probe 500 ms]"].gap.p50) == (1, 21000.0)

@@ -100,6 +100,22 @@ def test_failing_slo_row_shows_fail_and_passing_rows_pass(run_dir):
     assert re.search(r"\| graceful_stop \| 1 \| 100 \| 0 \| 0 \| 1 \| 0 \| FAIL \|", integrity)
 
 
+def test_variant_rows_get_their_own_floor_and_loss_rule(tmp_path):
+    """A patched-probe run's floor uses its probe; a synchronous-mode run may lose nothing, an async one may."""
+    rows = [failover("freeze", {"haproxy": 21400}, {"haproxy": 22000}, variant="member probe 500 ms"),
+            failover("hard_kill", {"haproxy": 21000}, {"haproxy": 23500}, lost=1),
+            failover("hard_kill", {"haproxy": 21500}, {"haproxy": 23500}, lost=1, variant="synchronous_mode")]
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (tmp_path / "allure-results").mkdir()
+    _, md, _ = scorecard(tmp_path)
+    slo = md.split("## SLO")[1].split("## Data integrity")[0]
+    patched = next(line for line in slo.splitlines() if line.startswith("| freeze [member probe 500 ms] | haproxy"))
+    assert "| 22000 | -600 |" in patched      # floor ttl + 500 ms probe + 1500, not the stock ttl+3500
+    integrity = md.split("## Data integrity")[1].split("## Disaster")[0]
+    assert re.search(r"\| hard_kill \| 1 \| 100 \| 1 \| .* LOSS ≤ BOUND \|", integrity)
+    assert re.search(r"\| hard_kill \[synchronous_mode\] \| 1 \| 100 \| 1 \| .* FAIL \|", integrity)
+
+
 def test_html_is_self_contained_and_marks_fail(run_dir):
     _, _, page = scorecard(run_dir)
     assert "data:image/png;base64," in page

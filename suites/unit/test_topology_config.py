@@ -45,8 +45,41 @@ def test_slo_unknown_pair_and_bad_value_are_clear(monkeypatch, tmp_path):
     bad = tmp_path / "slo.yaml"
     bad.write_text("faults:\n  switchover:\n    haproxy: soon\n")
     monkeypatch.setenv("DPG_SLO_FILE", str(bad))
-    with pytest.raises(TopologyError, match="neither a number of ms nor 'ttl\\+<ms>'"):
+    with pytest.raises(TopologyError, match="neither a number of ms nor a sum of ttl, probe and ms"):
         slo.load()
+
+
+def test_slo_probe_symbol_follows_the_member_probe_timeout(monkeypatch):
+    monkeypatch.delenv("DPG_TTL", raising=False)
+    monkeypatch.delenv("DPG_MEMBER_PROBE_TIMEOUT_MS", raising=False)
+    stock = slo.bound("freeze", "haproxy")
+    assert stock.bound_ms == 20_000 + 2_000 + 1_500          # Patroni's own 2 s probe: ttl+3500 as before
+    assert "probe=2000 ms" in stock.source and "ttl=20 s" in stock.source
+    monkeypatch.setenv("DPG_MEMBER_PROBE_TIMEOUT_MS", "500")
+    assert slo.bound("freeze", "haproxy").bound_ms == 22_000   # the target ttl + 2 s
+    assert slo.bound("freeze", "multihost").bound_ms == 24_000
+    assert slo.bound("switchover", "haproxy").bound_ms == 3000   # soft faults do not depend on it
+
+
+@pytest.mark.parametrize("raw, expected", [("ttl", 20_000), ("ttl-500", 19_500), ("probe+ttl+1", 22_001),
+                                           ("250", 250)])
+def test_slo_sums_of_symbols_and_numbers(monkeypatch, raw, expected):
+    monkeypatch.delenv("DPG_TTL", raising=False)
+    monkeypatch.delenv("DPG_MEMBER_PROBE_TIMEOUT_MS", raising=False)
+    assert slo._resolve(raw, "t") == expected
+
+
+@pytest.mark.parametrize("raw", ["", "ttl++1", "-5", "ttl+", "probe*2", "sometime"])
+def test_slo_malformed_sums_are_one_clear_error(raw):
+    with pytest.raises(TopologyError, match="neither a number of ms nor a sum"):
+        slo._resolve(raw, "t")
+
+
+@pytest.mark.parametrize("raw", ["abc", "0", "99", "10001", "1.5"])
+def test_member_probe_timeout_must_be_whole_ms_in_range(monkeypatch, raw):
+    monkeypatch.setenv("DPG_MEMBER_PROBE_TIMEOUT_MS", raw)
+    with pytest.raises(TopologyError, match="DPG_MEMBER_PROBE_TIMEOUT_MS=.*from 100 to 10000"):
+        slo.member_probe_timeout_ms()
 
 
 def test_timeouts_env_override_and_ci_multiplier(monkeypatch):
