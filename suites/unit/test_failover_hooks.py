@@ -154,6 +154,21 @@ def postmaster(tmp_path):
         p.wait()
 
 
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (exited, not yet reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def _exit_signal(proc: subprocess.Popen) -> int:
+    """How the stand-in ended. `poll()` is not enough: it returns None while the reaper thread of
+    _reap_and_remove_pidfile still holds Popen's waitpid lock, even after the process is gone (seen once)."""
+    return proc.wait(timeout=5)
+
+
 def _reap_and_remove_pidfile(proc: subprocess.Popen, pidfile: Path) -> None:
     """What dumb-init and PostgreSQL do once the postmaster exits: reap it, remove postmaster.pid."""
     def watch():
@@ -168,7 +183,8 @@ def test_hook_stops_the_leaders_postmaster_and_waits_for_it(monkeypatch, tmp_pat
     pm = postmaster()
     _reap_and_remove_pidfile(pm, tmp_path / "postmaster.pid")
     assert hook.main() == 0
-    assert pm.poll() == -signal.SIGINT           # PostgreSQL's fast shutdown signal, and it is gone on return
+    assert not _running(pm.pid), "the hook returned while the postmaster still ran"
+    assert _exit_signal(pm) == -signal.SIGINT    # PostgreSQL's fast shutdown signal
 
 
 def test_hook_leaves_a_primary_that_lost_the_leader_key_to_patroni(monkeypatch, tmp_path, patroni_api, postmaster):
@@ -186,7 +202,8 @@ def test_hook_takes_over_a_container_stop_when_the_api_is_already_closed(monkeyp
     pm = postmaster()
     _reap_and_remove_pidfile(pm, tmp_path / "postmaster.pid")
     assert hook.main() == 0
-    assert pm.poll() == -signal.SIGINT
+    assert not _running(pm.pid), "the hook returned while the postmaster still ran"
+    assert _exit_signal(pm) == -signal.SIGINT
 
 
 def test_hook_hands_back_to_patroni_when_the_postmaster_outlives_the_bound(monkeypatch, tmp_path, patroni_api,
