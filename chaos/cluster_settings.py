@@ -12,10 +12,12 @@ import os
 import time
 from typing import Any, Iterator
 
+import allure
 import requests
 
 from chaos.faults import DynamicConfigChanged, PatroniAPI, published_api_urls
 from chaos.slo import STOCK_MEMBER_PROBE_MS, member_probe_timeout_ms
+from topology.patroni import PatroniCluster
 from topology.timeouts import TIMEOUTS
 from topology.waiting import wait_for
 
@@ -78,3 +80,11 @@ def member_probe_timeout(api: PatroniAPI | None = None) -> Iterator[int]:
         with DynamicConfigChanged({PROBE_KEY: wanted}, api):
             _wait_loaded(wanted)
             yield ms
+
+
+def hold_for_run(settings: contextlib.ExitStack, cluster: PatroniCluster) -> str:
+    """An experiment's steady state: put this run's settings on the cluster until `settings` closes, show them
+    on the Allure test, and return the run's variant for its measurement."""
+    probe_ms = settings.enter_context(member_probe_timeout())
+    allure.dynamic.parameter("Patroni member probe", probe_label(probe_ms))
+    return variant(cluster.dynamic_config())

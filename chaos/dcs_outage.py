@@ -18,7 +18,7 @@ import allure
 import docker
 
 from chaos.census import PrimaryCensus
-from chaos.cluster_settings import member_probe_timeout, probe_label, variant
+from chaos.cluster_settings import hold_for_run
 from chaos.checker import GapReport, SetVerdict, SplitBrainVerdict, check_set, check_split_brain, write_gap
 from chaos.experiment import LeaderWatcher, container_logs, node_of_ip
 from chaos.history import History
@@ -123,9 +123,7 @@ class DcsOutageExperiment:
                 assert_healthy(self.client, self.stacks)
                 wait_for(lambda: self.etcd.healthy_count() == 3, within=TIMEOUTS.cluster_ready,
                          what="3 healthy etcd members")
-                probe_ms = settings.enter_context(member_probe_timeout())   # restored when the run ends
-                allure.dynamic.parameter("Patroni member probe", probe_label(probe_ms))
-                self.variant = variant(self.cluster.dynamic_config())
+                self.variant = hold_for_run(settings, self.cluster)   # restored when the run ends
                 leader = self.cluster.leader()
                 evidence.attach_text("patronictl list (before)", self.cluster.patronictl_list())
             return self._run(inject, during, leader)

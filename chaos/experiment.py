@@ -15,7 +15,7 @@ from typing import Callable, ContextManager
 import allure
 import docker
 
-from chaos.cluster_settings import member_probe_timeout, probe_label, variant
+from chaos.cluster_settings import hold_for_run
 from chaos.checker import GapReport, SetVerdict, SplitBrainVerdict, check_set, check_split_brain, write_gap
 from chaos.history import History
 from chaos.phases import describe, failover_marks, parse_docker_log
@@ -150,9 +150,7 @@ class FailoverExperiment:
         with contextlib.ExitStack() as settings:
             with allure.step(f"steady state: {', '.join(self.stacks)} healthy"):
                 assert_healthy(self.client, self.stacks)
-                probe_ms = settings.enter_context(member_probe_timeout())   # restored when the run ends
-                allure.dynamic.parameter("Patroni member probe", probe_label(probe_ms))
-                self.variant = variant(self.cluster.dynamic_config())
+                self.variant = hold_for_run(settings, self.cluster)   # restored when the run ends
                 old = self.cluster.leader()
                 tl_before = self._timeline()
                 evidence.attach_text("patronictl list (before)", self.cluster.patronictl_list())

@@ -202,7 +202,8 @@ def reap_leftovers(
     * managed containers of a stack (label `io.dpg-chaos.stack`) that are exited/created -> started
       (except one-shot jobs labelled `io.dpg-chaos.oneshot=true`);
     * toxiproxy (if its API answers): toxics removed and proxies re-enabled via POST /reset;
-    * Patroni (if a published REST API answers): maintenance mode left on -> resumed.
+    * Patroni (if a published REST API answers): maintenance mode left on -> resumed; the opt-in
+      member-probe key (`dpg_member_probe_timeout_ms`) left in the dynamic config -> removed.
 
     `name_prefix` limits the container part to names starting with it and skips the cluster-wide
     toxiproxy/Patroni part (tests use it so they never heal someone else's fault). `dry_run` only
@@ -276,6 +277,7 @@ def reap_leftovers(
             lines.extend(_reap_toxiproxy(toxiproxy_api, dry_run=dry_run))
         if patroni:
             lines.extend(_reap_patroni_pause(dry_run=dry_run))
+            lines.extend(_reap_patroni_probe_key(dry_run=dry_run))
     return lines
 
 
@@ -328,3 +330,25 @@ def _reap_patroni_pause(*, dry_run: bool = False) -> list[str]:
         log.debug("reap: Patroni not reachable/usable: %s", e)
         return []
     return [f"resumed Patroni (maintenance mode was on) via {api.last_url}"]
+
+
+def _reap_patroni_probe_key(*, dry_run: bool = False) -> list[str]:
+    """The opt-in member-probe key lives only for one experiment (chaos.cluster_settings): any value found
+    outside a run is a leftover of a killed one, and stock is the key's absence."""
+    import requests
+
+    from chaos.cluster_settings import PROBE_KEY
+    from chaos.faults.patroni import PatroniAPI, PatroniError, published_api_urls
+
+    api = PatroniAPI(list(published_api_urls().values()), timeout=1.5, retries=1)
+    try:
+        value = api.request("GET", "/config").json().get(PROBE_KEY)
+        if value is None:
+            return []
+        if dry_run:
+            return [f"would remove {PROBE_KEY}={value} from Patroni's dynamic config via {api.last_url}"]
+        api.request("PATCH", "/config", json={PROBE_KEY: None})
+    except (PatroniError, ValueError, AttributeError, requests.RequestException) as e:
+        log.debug("reap: Patroni not reachable/usable: %s", e)
+        return []
+    return [f"removed {PROBE_KEY}={value} from Patroni's dynamic config via {api.last_url}"]

@@ -77,3 +77,19 @@ def test_variant_names_only_settings_that_change_failover_costs():
     assert variant({PROBE_KEY: 2000}) == ""          # explicitly Patroni's own value
     assert variant({"synchronous_mode": True, PROBE_KEY: 500}) == "synchronous_mode, member probe 500 ms"
     assert variant({"failsafe_mode": True}) == "failsafe_mode"
+
+
+def test_chaos_heal_removes_a_leftover_key_and_says_so(monkeypatch):
+    from chaos import registry
+    from chaos.faults import patroni
+
+    fake = FakeAPI({"ttl": 20, PROBE_KEY: 500})
+    fake.last_url = "http://127.0.0.1:8008"
+    monkeypatch.setattr(patroni, "PatroniAPI", lambda *a, **k: fake)
+    assert registry._reap_patroni_probe_key(dry_run=True) == [
+        f"would remove {PROBE_KEY}=500 from Patroni's dynamic config via http://127.0.0.1:8008"]
+    assert fake.config[PROBE_KEY] == 500
+    assert registry._reap_patroni_probe_key() == [
+        f"removed {PROBE_KEY}=500 from Patroni's dynamic config via http://127.0.0.1:8008"]
+    assert PROBE_KEY not in fake.config
+    assert registry._reap_patroni_probe_key() == []      # nothing left: nothing said
