@@ -16,7 +16,7 @@ import allure
 import requests
 
 from chaos.faults import DynamicConfigChanged, PatroniAPI, published_api_urls
-from chaos.slo import STOCK_MEMBER_PROBE_MS, member_probe_timeout_ms
+from chaos.slo import STOCK_MEMBER_PROBE_MS, member_probe_timeout_ms, probe_variant
 from topology.patroni import PatroniCluster
 from topology.timeouts import TIMEOUTS
 from topology.waiting import wait_for
@@ -39,7 +39,7 @@ def variant(config: dict[str, Any]) -> str:
         parts.append("failsafe_mode")
     probe = config.get(PROBE_KEY)
     if probe is not None and probe != STOCK_MEMBER_PROBE_MS:
-        parts.append(f"member probe {probe} ms")
+        parts.append(probe_variant(probe))
     return ", ".join(parts)
 
 

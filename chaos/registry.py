@@ -276,8 +276,7 @@ def reap_leftovers(
         if toxiproxy_api:
             lines.extend(_reap_toxiproxy(toxiproxy_api, dry_run=dry_run))
         if patroni:
-            lines.extend(_reap_patroni_pause(dry_run=dry_run))
-            lines.extend(_reap_patroni_probe_key(dry_run=dry_run))
+            lines.extend(_reap_patroni(dry_run=dry_run))
     return lines
 
 
@@ -314,41 +313,41 @@ def _reap_toxiproxy(api: str, *, dry_run: bool = False) -> list[str]:
     ]
 
 
-def _reap_patroni_pause(*, dry_run: bool = False) -> list[str]:
+def _reap_patroni(*, dry_run: bool = False) -> list[str]:
+    """Cluster-wide Patroni settings a killed run left behind, each checked on its own (one failing does not
+    hide the other); an unreachable Patroni means nothing to heal here."""
     import requests
 
     from chaos.faults.patroni import PatroniAPI, PatroniError, published_api_urls
 
     api = PatroniAPI(list(published_api_urls().values()), timeout=1.5, retries=1)
-    try:
-        if not api.is_paused():
-            return []
-        if dry_run:
-            return [f"would resume Patroni (maintenance mode is on) via {api.last_url}"]
-        api.resume()
-    except (PatroniError, ValueError, AttributeError, requests.RequestException) as e:
-        log.debug("reap: Patroni not reachable/usable: %s", e)
+    lines: list[str] = []
+    for step in (_resume_maintenance_mode, _remove_probe_key):
+        try:
+            lines.extend(step(api, dry_run))
+        except (PatroniError, ValueError, AttributeError, requests.RequestException) as e:
+            log.debug("reap: Patroni not reachable/usable: %s", e)
+    return lines
+
+
+def _resume_maintenance_mode(api: Any, dry_run: bool) -> list[str]:
+    if not api.is_paused():
         return []
+    if dry_run:
+        return [f"would resume Patroni (maintenance mode is on) via {api.last_url}"]
+    api.resume()
     return [f"resumed Patroni (maintenance mode was on) via {api.last_url}"]
 
 
-def _reap_patroni_probe_key(*, dry_run: bool = False) -> list[str]:
+def _remove_probe_key(api: Any, dry_run: bool) -> list[str]:
     """The opt-in member-probe key lives only for one experiment (chaos.cluster_settings): any value found
     outside a run is a leftover of a killed one, and stock is the key's absence."""
-    import requests
-
     from chaos.cluster_settings import PROBE_KEY
-    from chaos.faults.patroni import PatroniAPI, PatroniError, published_api_urls
 
-    api = PatroniAPI(list(published_api_urls().values()), timeout=1.5, retries=1)
-    try:
-        value = api.request("GET", "/config").json().get(PROBE_KEY)
-        if value is None:
-            return []
-        if dry_run:
-            return [f"would remove {PROBE_KEY}={value} from Patroni's dynamic config via {api.last_url}"]
-        api.request("PATCH", "/config", json={PROBE_KEY: None})
-    except (PatroniError, ValueError, AttributeError, requests.RequestException) as e:
-        log.debug("reap: Patroni not reachable/usable: %s", e)
+    value = api.request("GET", "/config").json().get(PROBE_KEY)
+    if value is None:
         return []
+    if dry_run:
+        return [f"would remove {PROBE_KEY}={value} from Patroni's dynamic config via {api.last_url}"]
+    api.request("PATCH", "/config", json={PROBE_KEY: None})
     return [f"removed {PROBE_KEY}={value} from Patroni's dynamic config via {api.last_url}"]

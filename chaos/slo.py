@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,17 @@ STOCK_MEMBER_PROBE_MS = 2000
 MEMBER_PROBE_RANGE_MS = (100, 10_000)
 
 
+def probe_variant(ms: int) -> str:
+    """How a run with a non-stock member probe is labelled (chaos.cluster_settings.variant, report tables)."""
+    return f"member probe {ms} ms"
+
+
+def probe_of_variant(label: str) -> int:
+    """The member-probe timeout a label made with probe_variant names (Patroni's own if it names none)."""
+    found = re.search(r"member probe (\d+) ms", label)
+    return int(found.group(1)) if found else STOCK_MEMBER_PROBE_MS
+
+
 def member_probe_timeout_ms() -> int:
     """The member-probe timeout this run gives the cluster (DPG_MEMBER_PROBE_TIMEOUT_MS; unset = Patroni's 2 s).
 
@@ -55,22 +67,14 @@ def member_probe_timeout_ms() -> int:
 
 def _resolve(raw: object, where: str) -> float:
     """A bound in ms: a number, or a sum of `ttl` (Patroni's ttl), `probe` (the member-probe timeout) and ms."""
-    text = str(raw).replace(" ", "")
+    parts = re.split(r"([+-])", str(raw).replace(" ", ""))      # "ttl+probe-5" -> ttl, +, probe, -, 5
     symbols = {"ttl": lambda: ttl_seconds() * 1000.0, "probe": lambda: float(member_probe_timeout_ms())}
-    total, sign, term = 0.0, 1.0, ""
     try:
-        for ch in text + "+":
-            if ch in "+-" and term:
-                total += sign * (symbols[term]() if term in symbols else float(term))
-                sign, term = (1.0 if ch == "+" else -1.0), ""
-            elif ch in "+-":
-                raise ValueError(text)
-            else:
-                term += ch
+        terms = [symbols[t]() if t in symbols else float(t) for t in parts[0::2]]   # "" (as in "-5") fails here
     except ValueError:
         raise TopologyError(f"SLO {where}: {raw!r} is neither a number of ms nor a sum of ttl, probe and ms "
                             "(e.g. 'ttl+probe+1500')") from None
-    return total
+    return terms[0] + sum(t if sign == "+" else -t for sign, t in zip(parts[1::2], terms[1:]))
 
 
 def _note(raw: object) -> str:

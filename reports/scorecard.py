@@ -20,7 +20,6 @@ import argparse
 import base64
 import html
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from chaos.slo import STOCK_MEMBER_PROBE_MS
+from chaos.slo import probe_of_variant
 from reports.jsonl import json_objects
 
 from reports.aggregate import DASH, FAULT_ORDER, Aggregate, aggregate, row_label, sort_key
@@ -140,12 +139,6 @@ def _ms(v: Any) -> str:
     return DASH if not isinstance(v, (int, float)) or isinstance(v, bool) else f"{v:.0f}"
 
 
-def _probe_ms_of(label: str) -> int:
-    """The member-probe timeout of a table label such as 'freeze [member probe 500 ms]' (aggregate.row_label)."""
-    found = re.search(r"member probe (\d+) ms", label)
-    return int(found.group(1)) if found else STOCK_MEMBER_PROBE_MS
-
-
 def _resolve_floor(fault: str, ep: str, ttl_s: int) -> tuple[float | None, str]:
     spec = FLOORS.get(fault.split(" [", 1)[0])
     if isinstance(spec, dict):
@@ -153,7 +146,7 @@ def _resolve_floor(fault: str, ep: str, ttl_s: int) -> tuple[float | None, str]:
     if spec is None:
         return None, SOFT_NOTE
     if isinstance(spec, str):
-        probe = _probe_ms_of(fault)
+        probe = probe_of_variant(fault)
         value = ttl_s * 1000 + probe + float(spec.removeprefix("ttl+probe+"))
         return value, f"{spec} = {value:.0f} (probe {probe} ms; {FLOOR_NOTES.get(spec, '')})"
     return float(spec), FLOOR_NOTES.get(spec, "")

@@ -85,11 +85,32 @@ def test_chaos_heal_removes_a_leftover_key_and_says_so(monkeypatch):
 
     fake = FakeAPI({"ttl": 20, PROBE_KEY: 500})
     fake.last_url = "http://127.0.0.1:8008"
+    fake.is_paused = lambda: False
     monkeypatch.setattr(patroni, "PatroniAPI", lambda *a, **k: fake)
-    assert registry._reap_patroni_probe_key(dry_run=True) == [
+    assert registry._reap_patroni(dry_run=True) == [
         f"would remove {PROBE_KEY}=500 from Patroni's dynamic config via http://127.0.0.1:8008"]
     assert fake.config[PROBE_KEY] == 500
-    assert registry._reap_patroni_probe_key() == [
+    assert registry._reap_patroni() == [
         f"removed {PROBE_KEY}=500 from Patroni's dynamic config via http://127.0.0.1:8008"]
     assert PROBE_KEY not in fake.config
-    assert registry._reap_patroni_probe_key() == []      # nothing left: nothing said
+    assert registry._reap_patroni() == []      # nothing left: nothing said
+
+
+def test_a_failing_maintenance_check_does_not_hide_the_leftover_key(monkeypatch):
+    from chaos import registry
+    from chaos.faults import patroni
+
+    fake = FakeAPI({PROBE_KEY: 500})
+    fake.last_url = "http://127.0.0.1:8008"
+    monkeypatch.setattr(patroni, "PatroniAPI", lambda *a, **k: fake)   # no is_paused: AttributeError
+    assert registry._reap_patroni() == [
+        f"removed {PROBE_KEY}=500 from Patroni's dynamic config via http://127.0.0.1:8008"]
+
+
+def test_report_labels_give_back_the_probe_the_variant_named():
+    from chaos.slo import probe_of_variant
+    from reports.aggregate import row_label
+
+    label = row_label({"fault": "freeze", "variant": variant({"synchronous_mode": True, PROBE_KEY: 500})})
+    assert probe_of_variant(label) == 500
+    assert probe_of_variant(row_label({"fault": "freeze", "variant": variant({})})) == 2000
