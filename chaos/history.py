@@ -4,6 +4,7 @@ Probes append one `Op` per invoked statement and the nemesis appends `Mark`s; ch
 and plots read it afterwards. Appends come from many probe threads, so the container
 is lock-protected and append-only: nothing is ever rewritten, which keeps the evidence honest.
 """
+
 from __future__ import annotations
 
 import csv
@@ -155,3 +156,20 @@ def _parse_cell(name: str, cell: str) -> Any:
     if name in _FLOAT_FIELDS:
         return float(cell)
     return cell
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request of a load generator's per-request log (chaos.clients.load.locust_run reads it; the
+    chaos-under-load checker judges it): a closed-loop application's view, next to the probes' `Op`s."""
+
+    wall: float
+    ms: float
+    name: str
+    ok: bool
+    error: str
+
+
+def until(history: History, end: float) -> History:
+    """The operations that ended by `end` (monotonic), with every mark: a window of a run for the checkers."""
+    return History([o for o in history.ops() if o.end <= end], history.marks())

@@ -11,28 +11,40 @@ A gap of `null` (an entry point that acknowledged fewer than 2 writes after the 
 the SLO, as it does in the test's verdict, and is left out of the percentiles; `n` counts every run, so a
 `measured` count below `n` shows such runs.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from chaos.phases import MARK_ORDER
+from chaos.checkers.phases import MARK_ORDER
 from reports.jsonl import json_objects
 
 KIND = "failover"
-FAULT_ORDER = ("switchover", "graceful_stop", "postmaster_crash", "hard_kill", "isolation", "freeze",
-               "replica_loss", "double_failover")
+FAULT_ORDER = (
+    "switchover",
+    "graceful_stop",
+    "postmaster_crash",
+    "hard_kill",
+    "isolation",
+    "freeze",
+    "replica_loss",
+    "double_failover",
+)
 ENTRY_POINT_ORDER = ("haproxy", "traefik", "pgbouncer", "multihost")
 DASH = "–"
 
 
 # ---------------------------------------------------------------- reading
 
+
 @dataclass
 class Loaded:
     """Rows of kind "failover" plus how many lines were skipped and why (a silent skip would hide bad data)."""
+
     rows: list[dict[str, Any]] = field(default_factory=list)
     other_kinds: int = 0
     malformed: int = 0
@@ -75,6 +87,7 @@ def load_measurements(paths: Sequence[str | Path]) -> Loaded:
 
 # ---------------------------------------------------------------- statistics
 
+
 def percentile(values: Sequence[float], p: float) -> float | None:
     """Nearest-rank percentile (see module docstring); None for an empty sample."""
     if not values:
@@ -89,13 +102,14 @@ def percentile(values: Sequence[float], p: float) -> float | None:
 @dataclass(frozen=True)
 class Spread:
     """p50/p95/max of one sample; n counts the numeric values it was computed from."""
+
     n: int
     p50: float | None
     p95: float | None
     max: float | None
 
     @classmethod
-    def of(cls, values: Iterable[Any]) -> "Spread":
+    def of(cls, values: Iterable[Any]) -> Spread:
         nums = [float(v) for v in values if _is_number(v)]
         return cls(len(nums), percentile(nums, 50), percentile(nums, 95), max(nums) if nums else None)
 
@@ -107,16 +121,18 @@ def sort_key(name: str, order: Sequence[str]) -> tuple[int, str]:
 
 # ---------------------------------------------------------------- grouping
 
+
 @dataclass(frozen=True)
 class GapStats:
     """One fault x entry point: the write-gap distribution and how often it stayed within its SLO."""
+
     fault: str
     entry_point: str
-    n: int                      # runs that reported this entry point
-    gap: Spread                 # over the runs with a numeric gap
-    slo_ms: tuple[float, ...]   # distinct bounds seen (more than one if e.g. DPG_TTL changed between runs)
-    judged: int                 # runs with an SLO to judge against
-    within: int                 # ... of which the gap was <= the bound
+    n: int  # runs that reported this entry point
+    gap: Spread  # over the runs with a numeric gap
+    slo_ms: tuple[float, ...]  # distinct bounds seen (more than one if e.g. DPG_TTL changed between runs)
+    judged: int  # runs with an SLO to judge against
+    within: int  # ... of which the gap was <= the bound
 
     @property
     def pass_rate(self) -> float | None:
@@ -126,6 +142,7 @@ class GapStats:
 @dataclass(frozen=True)
 class FaultStats:
     """One fault across its runs: how long recovery took and what went wrong with the data."""
+
     fault: str
     runs: int
     leader_elected_s: Spread
@@ -133,9 +150,9 @@ class FaultStats:
     lost: int
     unexpected: int
     duplicates: int
-    split_brain: int            # anomalies summed over runs
-    split_brain_runs: int       # runs with at least one anomaly
-    marks: dict[str, Spread] = field(default_factory=dict)   # chaos.phases marks (ms after the injection)
+    split_brain: int  # anomalies summed over runs
+    split_brain_runs: int  # runs with at least one anomaly
+    marks: dict[str, Spread] = field(default_factory=dict)  # chaos.checkers.phases marks (ms after the injection)
 
 
 @dataclass
@@ -151,8 +168,14 @@ class Aggregate:
 
     def to_dict(self) -> dict[str, Any]:
         gaps = [asdict(g) | {"pass_rate": g.pass_rate} for g in self.gaps]
-        return {"percentile_method": "nearest-rank", "rows": self.rows, "other_kinds": self.other_kinds,
-                "malformed": self.malformed, "gaps": gaps, "faults": [asdict(f) for f in self.faults]}
+        return {
+            "percentile_method": "nearest-rank",
+            "rows": self.rows,
+            "other_kinds": self.other_kinds,
+            "malformed": self.malformed,
+            "gaps": gaps,
+            "faults": [asdict(f) for f in self.faults],
+        }
 
 
 def _int(v: Any) -> int:
@@ -163,7 +186,7 @@ def _int(v: Any) -> int:
 def _gap_stats(fault: str, ep: str, rows: list[dict[str, Any]]) -> GapStats:
     gaps = [r["gaps_ms"].get(ep) for r in rows]
     slos = [r["slo_ms"].get(ep) if isinstance(r.get("slo_ms"), dict) else None for r in rows]
-    judged = [(g, s) for g, s in zip(gaps, slos) if _is_number(s)]
+    judged = [(g, s) for g, s in zip(gaps, slos, strict=True) if _is_number(s)]
     within = sum(1 for g, s in judged if _is_number(g) and g <= s)
     distinct = tuple(sorted({float(s) for _, s in judged}))
     return GapStats(fault, ep, len(rows), Spread.of(gaps), distinct, len(judged), within)
@@ -172,13 +195,17 @@ def _gap_stats(fault: str, ep: str, rows: list[dict[str, Any]]) -> GapStats:
 def _fault_stats(fault: str, rows: list[dict[str, Any]]) -> FaultStats:
     anomalies = [len(r["split_brain"]) if isinstance(r.get("split_brain"), list) else 0 for r in rows]
     return FaultStats(
-        fault=fault, runs=len(rows),
+        fault=fault,
+        runs=len(rows),
         leader_elected_s=Spread.of(r.get("leader_elected_s") for r in rows),
         healthy_after_s=Spread.of(r.get("healthy_after_s") for r in rows),
-        lost=sum(_int(r.get("lost")) for r in rows), unexpected=sum(_int(r.get("unexpected")) for r in rows),
+        lost=sum(_int(r.get("lost")) for r in rows),
+        unexpected=sum(_int(r.get("unexpected")) for r in rows),
         duplicates=sum(_int(r.get("duplicates")) for r in rows),
-        split_brain=sum(anomalies), split_brain_runs=sum(1 for a in anomalies if a),
-        marks={m: Spread.of((r.get("marks_ms") or {}).get(m) for r in rows) for m in MARK_ORDER})
+        split_brain=sum(anomalies),
+        split_brain_runs=sum(1 for a in anomalies if a),
+        marks={m: Spread.of((r.get("marks_ms") or {}).get(m) for r in rows) for m in MARK_ORDER},
+    )
 
 
 def row_label(row: dict[str, Any]) -> str:
@@ -216,10 +243,27 @@ def aggregate_loaded(loaded: Loaded) -> Aggregate:
 
 # ---------------------------------------------------------------- rendering
 
-GAP_HEADER = ("fault", "entry point", "n", "p50 ms", "p95 ms", "max ms", "SLO ms", "within SLO",
-              "healthy again p50/p95 s")
-FAULT_HEADER = ("fault", "runs", "leader elected p50/p95 s", "healthy again p50/p95 s", "lost", "unexpected",
-                "duplicates", "split-brain anomalies (runs)")
+GAP_HEADER = (
+    "fault",
+    "entry point",
+    "n",
+    "p50 ms",
+    "p95 ms",
+    "max ms",
+    "SLO ms",
+    "within SLO",
+    "healthy again p50/p95 s",
+)
+FAULT_HEADER = (
+    "fault",
+    "runs",
+    "leader elected p50/p95 s",
+    "healthy again p50/p95 s",
+    "lost",
+    "unexpected",
+    "duplicates",
+    "split-brain anomalies (runs)",
+)
 
 
 def _ms(v: float | None) -> str:
@@ -252,26 +296,54 @@ def gap_cells(agg: Aggregate) -> list[tuple[str, ...]]:
     for g in agg.gaps:
         f = agg.fault(g.fault)
         healthy = _s_pair(f.healthy_after_s) if f else DASH
-        out.append((g.fault, g.entry_point, _n(g), _ms(g.gap.p50), _ms(g.gap.p95), _ms(g.gap.max), _slo(g.slo_ms),
-                    _within(g), healthy))
+        out.append(
+            (
+                g.fault,
+                g.entry_point,
+                _n(g),
+                _ms(g.gap.p50),
+                _ms(g.gap.p95),
+                _ms(g.gap.max),
+                _slo(g.slo_ms),
+                _within(g),
+                healthy,
+            )
+        )
     return out
 
 
 def fault_cells(agg: Aggregate) -> list[tuple[str, ...]]:
-    return [(f.fault, str(f.runs), _s_pair(f.leader_elected_s), _s_pair(f.healthy_after_s), str(f.lost),
-             str(f.unexpected), str(f.duplicates), f"{f.split_brain} ({f.split_brain_runs})") for f in agg.faults]
+    return [
+        (
+            f.fault,
+            str(f.runs),
+            _s_pair(f.leader_elected_s),
+            _s_pair(f.healthy_after_s),
+            str(f.lost),
+            str(f.unexpected),
+            str(f.duplicates),
+            f"{f.split_brain} ({f.split_brain_runs})",
+        )
+        for f in agg.faults
+    ]
 
 
 def mark_cells(agg: Aggregate) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     """Where the gap went: p50 ms after the injection of each mark any run logged (header, rows)."""
     seen = [m for m in MARK_ORDER if any(f.marks.get(m) and f.marks[m].n for f in agg.faults)]
-    rows = [(f.fault, str(max((f.marks[m].n for m in seen), default=0)),
-             *(_ms(f.marks[m].p50) if f.marks[m].n else DASH for m in seen))
-            for f in agg.faults if any(f.marks[m].n for m in seen)]
+    rows = [
+        (
+            f.fault,
+            str(max((f.marks[m].n for m in seen), default=0)),
+            *(_ms(f.marks[m].p50) if f.marks[m].n else DASH for m in seen),
+        )
+        for f in agg.faults
+        if any(f.marks[m].n for m in seen)
+    ]
     return ("fault", "runs with marks", *seen), rows
 
 
-def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(lines)
@@ -279,28 +351,41 @@ def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def _text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Aligned columns: text left, numbers right (the first two columns are names)."""
-    widths = [max(len(c) for c in col) for col in zip(header, *rows)]
+    widths = [max(len(c) for c in col) for col in zip(header, *rows, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
 
 
 def _footer(agg: Aggregate) -> str:
-    return (f"{agg.rows} failover row(s); ignored {agg.other_kinds} of other kinds, {agg.malformed} malformed. "
-            "Percentiles: nearest-rank.")
+    return (
+        f"{agg.rows} failover row(s); ignored {agg.other_kinds} of other kinds, {agg.malformed} malformed. "
+        "Percentiles: nearest-rank."
+    )
 
 
 def render_markdown(agg: Aggregate, *, title: str | None = None) -> str:
     """Write-gap table (the one to paste into a review) followed by the per-fault recovery/data table."""
     parts = [f"# {title}\n"] if title else []
-    parts += ["## Write gap per fault x entry point\n", _markdown(GAP_HEADER, gap_cells(agg)), "",
-              "## Recovery and data per fault\n", _markdown(FAULT_HEADER, fault_cells(agg)), ""]
+    parts += [
+        "## Write gap per fault x entry point\n",
+        markdown_table(GAP_HEADER, gap_cells(agg)),
+        "",
+        "## Recovery and data per fault\n",
+        markdown_table(FAULT_HEADER, fault_cells(agg)),
+        "",
+    ]
     header, rows = mark_cells(agg)
     if rows:
-        parts += ["## Where the gap went (p50 ms after the injection, from the nodes' logs)\n",
-                  _markdown(header, rows), ""]
+        parts += [
+            "## Where the gap went (p50 ms after the injection, from the nodes' logs)\n",
+            markdown_table(header, rows),
+            "",
+        ]
     parts += [_footer(agg), ""]
     return "\n".join(parts)
 
@@ -313,4 +398,4 @@ def render_text(agg: Aggregate) -> str:
     header, rows = mark_cells(agg)
     if rows:
         parts += ["where the gap went: p50 ms after the injection, from the nodes' logs", _text(header, rows), ""]
-    return "\n".join(parts + [_footer(agg), ""])
+    return "\n".join([*parts, _footer(agg), ""])

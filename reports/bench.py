@@ -9,6 +9,7 @@ the run counts as data, not as a benchmark failure.
 Exit codes: 0 at least one measurement aggregated, 1 none, 2 bad arguments, 130 interrupted (partial results
 are still written).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,11 +19,20 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from reports.aggregate import Aggregate, aggregate_loaded, load_measurements, parse_lines, render_markdown, render_text
+from reports.aggregate import (
+    DASH,
+    Aggregate,
+    aggregate_loaded,
+    load_measurements,
+    parse_lines,
+    render_markdown,
+    render_text,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SUITE = "suites/failover"
@@ -41,16 +51,29 @@ FAULT_TESTS: dict[str, str] = {
 }
 #: the soft faults: each run takes well under a minute
 DEFAULT_FAULTS = ("switchover", "graceful_stop", "postmaster_crash")
-PYTEST_EXIT = {0: "passed", 1: "tests failed", 2: "interrupted", 3: "internal error", 4: "usage error",
-               5: "no tests collected"}
+PYTEST_EXIT = {
+    0: "passed",
+    1: "tests failed",
+    2: "interrupted",
+    3: "internal error",
+    4: "usage error",
+    5: "no tests collected",
+}
 #: what shapes the SLOs and the failover timing; recorded in bench.json (by name: no secrets here)
-RECORDED_ENV = ("DPG_TTL", "DPG_LOOP_WAIT", "DPG_RETRY_TIMEOUT", "DPG_SYNCHRONOUS_MODE", "DPG_HAPROXY_INTER",
-                "DPG_HAPROXY_RW_CHECK")
+RECORDED_ENV = (
+    "DPG_TTL",
+    "DPG_LOOP_WAIT",
+    "DPG_RETRY_TIMEOUT",
+    "DPG_SYNCHRONOUS_MODE",
+    "DPG_HAPROXY_INTER",
+    "DPG_HAPROXY_RW_CHECK",
+)
 #: time pytest gets after SIGINT to run its teardown (heal_everything, health gate) before it is killed
 INTERRUPT_GRACE_S = 120.0
 
 
 # ---------------------------------------------------------------- pure helpers (unit-tested)
+
 
 def parse_faults(text: str) -> list[str]:
     """Comma-separated fault names, validated, duplicates dropped, order kept."""
@@ -63,8 +86,19 @@ def parse_faults(text: str) -> list[str]:
 
 def pytest_command(fault: str, *, python: str = sys.executable, extra: Sequence[str] = ()) -> list[str]:
     """The command line of one run (cwd = repo root); --keep-topology so the stacks survive between runs."""
-    return [python, "-m", "pytest", SUITE, "-k", FAULT_TESTS[fault], "-p", "no:cacheprovider", "-q",
-            "--keep-topology", *extra]
+    return [
+        python,
+        "-m",
+        "pytest",
+        SUITE,
+        "-k",
+        FAULT_TESTS[fault],
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--keep-topology",
+        *extra,
+    ]
 
 
 def bench_env(report_dir: Path, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -84,7 +118,7 @@ def default_out_dir(now: float | None = None) -> Path:
     return REPO_ROOT / "reports" / "out" / f"bench-{stamp}"
 
 
-def expected_seconds(done: Sequence["RunRecord"], fault: str) -> float:
+def expected_seconds(done: Sequence[RunRecord], fault: str) -> float:
     """Mean duration of earlier runs of this fault (of any fault if none yet): used to not start a run that
     would overrun the time budget."""
     same = [r.seconds for r in done if r.fault == fault]
@@ -98,6 +132,7 @@ def fmt_duration(seconds: float) -> str:
 
 
 # ---------------------------------------------------------------- running
+
 
 @dataclass
 class RunRecord:
@@ -172,6 +207,7 @@ class Bench:
     out: Path
     max_minutes: float
     extra: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # added to every run's environment (e.g. DPG_LOAD_FRACTION)
     records: list[RunRecord] = field(default_factory=list)
     not_run: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
@@ -189,43 +225,63 @@ class Bench:
 
     def execute(self) -> None:
         plan = schedule(self.runs, self.faults)
-        env = bench_env(self.out)
+        env = bench_env(self.out) | self.env
         for index, (run, fault) in enumerate(plan, start=1):
             if self.interrupted or self.remaining() < expected_seconds(self.records, fault):
-                self.not_run.append({"index": index, "run": run, "fault": fault,
-                                     "reason": "interrupted" if self.interrupted else "time bound"})
+                self.not_run.append(
+                    {
+                        "index": index,
+                        "run": run,
+                        "fault": fault,
+                        "reason": "interrupted" if self.interrupted else "time bound",
+                    }
+                )
                 continue
             try:
                 self._one(index, len(plan), run, fault, env)
                 self.write_outputs()
-            except KeyboardInterrupt:   # between runs: stop starting new ones, keep what was measured
+            except KeyboardInterrupt:  # between runs: stop starting new ones, keep what was measured
                 self.interrupted = True
         if any(n["reason"] == "time bound" for n in self.not_run):
-            print(f"time bound of {self.max_minutes:g} min reached: {len(self.not_run)} run(s) not started",
-                  flush=True)
+            print(f"time bound of {self.max_minutes:g} min reached: {len(self.not_run)} run(s) not started", flush=True)
 
     def _one(self, index: int, total: int, run: int, fault: str, env: dict[str, str]) -> None:
-        print(f"[{index}/{total}] run {run}/{self.runs} {fault}: starting "
-              f"(elapsed {fmt_duration(self.elapsed())})", flush=True)
+        print(
+            f"[{index}/{total}] run {run}/{self.runs} {fault}: starting (elapsed {fmt_duration(self.elapsed())})",
+            flush=True,
+        )
         log = self.out / "logs" / f"{index:03d}-{fault}-run{run}.log"
         before, t0 = _line_count(self.jsonl), time.monotonic()
         try:
-            code, timed_out = _run_pytest(pytest_command(fault, extra=self.extra), env, log,
-                                          timeout=max(self.remaining(), 1.0))
+            code, timed_out = _run_pytest(
+                pytest_command(fault, extra=self.extra), env, log, timeout=max(self.remaining(), 1.0)
+            )
         except KeyboardInterrupt:
             self.interrupted = True
             code, timed_out = None, False
         rows = _new_rows(self.jsonl, before)
-        rec = RunRecord(index, run, fault, code, round(time.monotonic() - t0, 1), len(rows),
-                        [str(r.get("run_id")) for r in rows], timed_out, str(log.relative_to(self.out)))
+        rec = RunRecord(
+            index,
+            run,
+            fault,
+            code,
+            round(time.monotonic() - t0, 1),
+            len(rows),
+            [str(r.get("run_id")) for r in rows],
+            timed_out,
+            str(log.relative_to(self.out)),
+        )
         self.records.append(rec)
         self._report(rec, log)
 
     def _report(self, rec: RunRecord, log: Path) -> None:
         note = "" if rec.rows else "  NO MEASUREMENT (see log)"
-        print(f"[{rec.index}] run {rec.run}/{self.runs} {rec.fault}: exit {rec.exit_code} ({rec.outcome}), "
-              f"{rec.rows} row(s), {rec.seconds:.0f} s, elapsed {fmt_duration(self.elapsed())}"
-              f" of {fmt_duration(self.max_minutes * 60)}{note}", flush=True)
+        print(
+            f"[{rec.index}] run {rec.run}/{self.runs} {rec.fault}: exit {rec.exit_code} ({rec.outcome}), "
+            f"{rec.rows} row(s), {rec.seconds:.0f} s, elapsed {fmt_duration(self.elapsed())}"
+            f" of {fmt_duration(self.max_minutes * 60)}{note}",
+            flush=True,
+        )
         if rec.exit_code == 5:
             print(f"    -k {FAULT_TESTS[rec.fault]!r} selected no test: is the mapping out of date?", flush=True)
         if rec.exit_code not in (0, None):
@@ -238,11 +294,15 @@ class Bench:
     def to_dict(self, agg: Aggregate) -> dict[str, Any]:
         return {
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
-            "elapsed_s": round(self.elapsed(), 1), "interrupted": self.interrupted,
-            "config": {"runs": self.runs, "faults": self.faults, "max_minutes": self.max_minutes,
-                       "pytest_extra": self.extra},
-            "env": {k: os.environ[k] for k in sorted(os.environ)
-                    if k in RECORDED_ENV or k.startswith("DPG_SLO_")},
+            "elapsed_s": round(self.elapsed(), 1),
+            "interrupted": self.interrupted,
+            "config": {
+                "runs": self.runs,
+                "faults": self.faults,
+                "max_minutes": self.max_minutes,
+                "pytest_extra": self.extra,
+            },
+            "env": {k: os.environ[k] for k in sorted(os.environ) if k in RECORDED_ENV or k.startswith("DPG_SLO_")},
             "commands": {f: pytest_command(f, extra=self.extra) for f in self.faults},
             "measurements": str(self.jsonl),
             "runs": [asdict(r) | {"outcome": r.outcome} for r in self.records],
@@ -253,11 +313,17 @@ class Bench:
     def markdown(self, agg: Aggregate) -> str:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.started))
         head = render_markdown(agg, title=f"Failover benchmark {when}")
-        runs = ["## Runs\n", f"{self.runs} run(s) x {', '.join(self.faults)}; time bound {self.max_minutes:g} min; "
-                f"elapsed {fmt_duration(self.elapsed())}; {len(self.not_run)} not run.\n",
-                "| # | run | fault | pytest exit | rows | s | log |", "|---|---|---|---|---|---|---|"]
-        runs += [f"| {r.index} | {r.run} | {r.fault} | {r.exit_code} ({r.outcome}) | {r.rows} | {r.seconds:.0f} | "
-                 f"{r.log} |" for r in self.records]
+        runs = [
+            "## Runs\n",
+            f"{self.runs} run(s) x {', '.join(self.faults)}; time bound {self.max_minutes:g} min; "
+            f"elapsed {fmt_duration(self.elapsed())}; {len(self.not_run)} not run.\n",
+            "| # | run | fault | pytest exit | rows | s | log |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        runs += [
+            f"| {r.index} | {r.run} | {r.fault} | {r.exit_code} ({r.outcome}) | {r.rows} | {r.seconds:.0f} | {r.log} |"
+            for r in self.records
+        ]
         return head + "\n" + "\n".join(runs) + "\n"
 
     def write_outputs(self) -> Aggregate:
@@ -270,23 +336,62 @@ class Bench:
 
 # ---------------------------------------------------------------- CLI
 
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=5, help="repetitions of each fault (default 5)")
-    p.add_argument("--faults", default=",".join(DEFAULT_FAULTS),
-                   help=f"comma-separated, from: {', '.join(FAULT_TESTS)} (default: {','.join(DEFAULT_FAULTS)})")
-    p.add_argument("--out", type=Path, default=None,
-                   help="output directory for measurements.jsonl, bench.md, bench.json and logs "
-                        "(default reports/out/bench-<timestamp>/; must not hold a measurements.jsonl yet)")
-    p.add_argument("--max-minutes", type=float, default=60.0,
-                   help="time bound: no run starts that is expected to overrun it, and a run still going at "
-                        "the bound is interrupted (it heals on the way out) (default 60)")
-    p.add_argument("--pytest-arg", dest="pytest_args", action="append", default=[], metavar="ARG",
-                   help="extra argument appended to every pytest command (repeatable), e.g. --pytest-arg=-x")
+    p.add_argument(
+        "--faults",
+        default=",".join(DEFAULT_FAULTS),
+        help=f"comma-separated, from: {', '.join(FAULT_TESTS)} (default: {','.join(DEFAULT_FAULTS)})",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output directory for measurements.jsonl, bench.md, bench.json and logs "
+        "(default reports/out/bench-<timestamp>/; must not hold a measurements.jsonl yet)",
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=60.0,
+        help="time bound: no run starts that is expected to overrun it, and a run still going at "
+        "the bound is interrupted (it heals on the way out) (default 60)",
+    )
+    p.add_argument(
+        "--load",
+        type=float,
+        default=None,
+        metavar="F",
+        help="also run every fault under open-loop load at F of the measured capacity (0.5 = 50 %%) and report the "
+        "loaded numbers next to the idle ones",
+    )
+    p.add_argument(
+        "--check-targets",
+        action="store_true",
+        help="exit 1 when a p95 misses the project's target for its fault (slo.yaml `targets:`)",
+    )
+    p.add_argument(
+        "--hosts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also run every fault on the multi-host topology (N Docker hosts) and report both side by side",
+    )
+    p.add_argument(
+        "--pytest-arg",
+        dest="pytest_args",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument appended to every pytest command (repeatable), e.g. --pytest-arg=-x",
+    )
 
 
 def _running_stacks() -> set[str] | None:
     from topology import health, images
     from topology.errors import TopologyError
+
     try:
         return set(health.running_stacks(images.docker_client()))
     except TopologyError:
@@ -296,6 +401,7 @@ def _running_stacks() -> set[str] | None:
 def _down_what_the_runs_started(before: set[str] | None) -> None:
     """The runs keep the topology between them (--keep-topology); afterwards only what was running before stays."""
     from topology import lifecycle
+
     now = _running_stacks()
     if before is None or now is None:
         return
@@ -303,6 +409,45 @@ def _down_what_the_runs_started(before: set[str] | None) -> None:
     if started:
         lifecycle.down_started(started)
         print(f"benchmark: removed the stacks its runs started: {', '.join(started)}", flush=True)
+
+
+def side_by_side(agg: Aggregate, tag: str, *, left: str = "1 host", right: str | None = None) -> str:
+    """Each fault's rows without `tag` next to the same fault's rows with it ("3 hosts", "load 50%"), per entry
+    point: p50/p95 of each and the ratio of the p50s. The rows carry the tag in their settings variant
+    (chaos.experiments.cluster_settings.variant, FailoverExperiment), so populations are never mixed."""
+    right = right or tag
+    other = {(g.fault, g.entry_point): g for g in agg.gaps if tag in g.fault}
+    lines = [
+        f"## {left} vs {right} (write gap, ms)\n",
+        f"| fault | entry point | {left} p50 | p95 | n | {right} p50 | p95 | n | ratio of the p50s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for g in agg.gaps:
+        if tag in g.fault:
+            continue
+        base = g.fault.split(" [")[0]
+        variant = g.fault[len(base) :].strip(" []")
+        # the tag comes where the experiment puts it: hosts first, load last (cluster_settings.variant, failover)
+        parts = [tag, variant] if "hosts" in tag else [variant, tag]
+        m = other.get((f"{base} [{', '.join(p for p in parts if p)}]", g.entry_point))
+        ratio = f"{m.gap.p50 / g.gap.p50:.2f}" if m and m.gap.p50 is not None and g.gap.p50 not in (None, 0) else DASH
+        cells = [_fmt(g.gap.p50), _fmt(g.gap.p95), str(g.gap.n)]
+        cells += [_fmt(m.gap.p50), _fmt(m.gap.p95), str(m.gap.n)] if m else [DASH, DASH, "0"]
+        lines.append(f"| {g.fault} | {g.entry_point} | " + " | ".join(cells) + f" | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(v: float | None) -> str:
+    return DASH if v is None else f"{v:.0f}"
+
+
+def _down_hosts_started() -> None:
+    """The multi-host runs keep the hosts between them (--keep-topology); the benchmark removes them at its end."""
+    from topology import multihost
+
+    removed = multihost.down()
+    if removed:
+        print(f"benchmark: removed the hosts its runs started ({len(removed)} objects)", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -316,21 +461,67 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = (args.out or default_out_dir()).resolve()
     if (out / MEASUREMENTS).exists():
-        print(f"bench: {out / MEASUREMENTS} exists; use a fresh --out so only this benchmark is aggregated",
-              file=sys.stderr)
+        print(
+            f"bench: {out / MEASUREMENTS} exists; use a fresh --out so only this benchmark is aggregated",
+            file=sys.stderr,
+        )
         return 2
-    (out / "logs").mkdir(parents=True, exist_ok=True)
-    bench = Bench(args.runs, faults, out, args.max_minutes, list(args.pytest_args))
-    print(f"benchmark: {args.runs} run(s) x {', '.join(faults)}, bound {args.max_minutes:g} min -> {out}", flush=True)
-    running_before = _running_stacks()
-    try:
-        bench.execute()
-    finally:
-        _down_what_the_runs_started(running_before)
-    agg = bench.write_outputs()
+    if args.hosts is not None and args.hosts < 3:
+        print("bench: --hosts needs at least 3 (one host per Patroni/etcd pair)", file=sys.stderr)
+        return 2
+    if args.load is not None and not 0 < args.load <= 1:
+        print("bench: --load is a share of the measured capacity, 0 < F <= 1", file=sys.stderr)
+        return 2
+    os.environ.setdefault("DPG_RUN_ID", time.strftime("bench-%Y%m%dT%H%M%S"))  # one capacity measurement per bench
+    parts: list[tuple[Path, list[str], dict[str, str]]] = [(out, list(args.pytest_args), {})]
+    if args.hosts:  # the same faults once on one host, once on N hosts, each in its own directory
+        parts = [(out / "1-host", list(args.pytest_args), {}),
+                 (out / f"{args.hosts}-hosts", [*args.pytest_args, "--hosts", str(args.hosts)], {})]  # fmt: skip
+    if args.load:  # idle, then under load, in the same benchmark (and on each topology when --hosts)
+        pct = round(args.load * 100)
+        parts = [(d / "idle", x, e) for d, x, e in parts] + [
+            (d / f"load-{pct}", x, {**e, "DPG_LOAD_FRACTION": str(args.load)}) for d, x, e in parts
+        ]
+    benches = []
+    for part_out, extra, env in parts:
+        (part_out / "logs").mkdir(parents=True, exist_ok=True)
+        bench = Bench(args.runs, faults, part_out, args.max_minutes / len(parts), extra, env)
+        note = " ".join([*extra, *(f"{k}={v}" for k, v in env.items())])
+        print(f"benchmark: {args.runs} run(s) x {', '.join(faults)} {note} -> {part_out}", flush=True)
+        running_before = _running_stacks()
+        try:
+            bench.execute()
+        finally:
+            _down_what_the_runs_started(running_before)
+            if "--hosts" in extra:
+                _down_hosts_started()
+        benches.append((bench, bench.write_outputs()))
+        if bench.interrupted:
+            break
     print()
-    print(render_text(agg), end="")
-    print(f"\nwrote {out / 'bench.md'} and {out / 'bench.json'}")
-    if bench.interrupted:
+    for _, agg in benches:
+        print(render_text(agg), end="")
+    if args.hosts:
+        both = aggregate_loaded(load_measurements([b.jsonl for b, _ in benches if b.jsonl.exists()]))
+        table = side_by_side(both, f"{args.hosts} hosts")
+        (out / "bench-hosts.md").write_text(table)
+        print("\n" + table)
+        print(f"wrote {out / 'bench-hosts.md'}")
+    if args.load:
+        both = aggregate_loaded(load_measurements([b.jsonl for b, _ in benches if b.jsonl.exists()]))
+        table = side_by_side(both, f"load {args.load:.0%}", left="idle")
+        (out / "bench-load.md").write_text(table)
+        print("\n" + table)
+    print(f"wrote bench.md and bench.json under {out}")
+    if args.check_targets:
+        from reports.targets import missed
+
+        all_rows = aggregate_loaded(load_measurements([b.jsonl for b, _ in benches if b.jsonl.exists()]))
+        misses = missed(all_rows)
+        for line in misses:
+            print(f"MISSED TARGET: {line}")
+        if misses:
+            return 1
+    if any(b.interrupted for b, _ in benches):
         return 130
-    return 0 if agg.rows else 1
+    return 0 if any(agg.rows for _, agg in benches) else 1

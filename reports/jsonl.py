@@ -1,8 +1,10 @@
 """Reading the measurement files (JSON lines) the suites append to: one reader for every report."""
+
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 
 def json_objects(lines: Iterable[str]) -> Iterator[dict[str, Any] | None]:

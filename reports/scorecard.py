@@ -1,7 +1,7 @@
 """`python -m reports scorecard`: one run's results as a review scorecard, Markdown plus one self-contained HTML.
 
-Inputs: an allure-results directory (test statuses, timeline PNGs attached by reports/evidence.py) and the
-measurement files the suites append to (reports/evidence.py record_measurement). Output in --out:
+Inputs: an allure-results directory (test statuses, timeline PNGs attached by topology/evidence.py) and the
+measurement files the suites append to (topology/evidence.py record_measurement). Output in --out:
 
 * scorecard.md (+ img/*.png next to it) and scorecard.html (CSS inline, every image inlined as base64);
 * with the Allure command-line tool installed, `allure generate` into <out>/allure-report, keeping the
@@ -14,6 +14,7 @@ vector), then the timeline pictures. A missing input shows as a sentence saying 
 
 Exit codes: 0 written, 2 an input could not be read.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,42 +25,61 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from chaos.slo import probe_of_variant
-from reports.jsonl import json_objects
-
+from chaos.checkers.slo import probe_of_variant
 from reports.aggregate import DASH, FAULT_ORDER, Aggregate, aggregate, row_label, sort_key
+from reports.jsonl import json_objects
 
 #: measurement kinds that carry a write gap per entry point and the data checkers' verdicts
 GAP_KINDS = ("failover", "dcs_outage")
 DR_KIND = "dr"
 LAYER_KIND = "layer_bench"
-LOAD_KIND = "load_failover"
+LOAD_KIND = "failover_load"
 VECTOR_KIND = "vector_bench"
+TXN_KIND = "consistency"
 
-# Physical floors (ms) of the write gap per fault, from the derivations in suites/failover/slo.yaml.
-# "ttl+probe+N" resolves against Patroni's ttl of the run (DPG_TTL) and the member-probe timeout of the row's
-# variant (Patroni's own 2 s unless the row says "member probe N ms"); None = no floor derived there.
-HARD_FLOOR = "ttl+probe+1500"   # lease expiry + loop_wait 1 s + member probe + promotion/router check 0.5 s
+# Physical floors (ms) of the write gap per fault: what the design leaves no way around, never a copy of the bound.
+# Hard faults: nobody releases the key, so it runs out `ttl` after its last renewal, which was up to loop_wait
+# before the fault: ttl - loop_wait; where the old leader cannot answer (isolated, frozen), the candidate also waits
+# out its member probe of it (`probe`); libpq at a frozen host also waits out its 2 s connect_timeout there.
+# Soft faults: the old primary's shutdown and the new one's promotion, as the nodes logged them (chaos.checkers.phases
+# marks, p50 over the runs): stopped - stop_requested (or - crash_detected) + accepting_writes - promote_requested.
+LEASE_FLOOR = "ttl-loop"
+LEASE_PROBE_FLOOR = "ttl-loop+probe"
 FLOORS: dict[str, Any] = {
-    "hard_kill": HARD_FLOOR, "isolation": HARD_FLOOR, "leader_cut_from_etcd": HARD_FLOOR,
-    "freeze": {"*": HARD_FLOOR, "multihost": "ttl+probe+3500"},   # + libpq connect_timeout (2 s) at the frozen host
+    "hard_kill": LEASE_FLOOR,
+    "host_crash": LEASE_FLOOR,
+    "isolation": LEASE_PROBE_FLOOR,
+    "leader_cut_from_etcd": LEASE_PROBE_FLOOR,
+    "host_partition": LEASE_PROBE_FLOOR,
+    "freeze": {"*": LEASE_PROBE_FLOOR, "multihost": "ttl-loop+probe+2000"},
+    "host_freeze": {"*": LEASE_PROBE_FLOOR, "multihost": "ttl-loop+probe+2000"},
     # no leader change: writes never have to stop
-    "replica_loss": 0, "etcd_member_stopped": 0, "etcd_member_isolated": 0, "etcd_minority_split": 0,
-    "etcd_client_member_isolated": 0, "etcd_leader_killed": 0, "quorum_loss_failsafe": 0,
+    "replica_loss": 0,
+    "haproxy_host_crash": 0,
+    "etcd_member_stopped": 0,
+    "etcd_member_isolated": 0,
+    "etcd_minority_split": 0,
+    "etcd_client_member_isolated": 0,
+    "etcd_leader_killed": 0,
+    "quorum_loss_failsafe": 0,
 }
+SOFT_FAULTS = ("switchover", "graceful_stop", "postmaster_crash", "double_failover", "rolling_restart")
 FLOOR_NOTES = {
-    HARD_FLOOR: "lease (ttl) + loop_wait 1 s + member probe + promotion 0.5 s",
-    "ttl+probe+3500": "hard-fault floor + libpq connect_timeout 2 s at the frozen host",
+    LEASE_FLOOR: "the lease runs out ttl after its last renewal (up to loop_wait before the fault)",
+    LEASE_PROBE_FLOOR: "the lease after its last renewal + the candidate's probe of the unreachable leader",
+    "ttl-loop+probe+2000": "the lease + the probe + libpq's 2 s connect_timeout at the frozen host",
     0: "no leader change",
 }
-SOFT_NOTE = "not derived: the leader hands over its key (bound = the seed's 3 s claim)"
+SOFT_NOTE = "the old primary's shutdown + the new one's promotion, as the nodes logged them (p50 of the marks)"
 
 
 # ---------------------------------------------------------------- inputs
+
 
 @dataclass
 class Measurements:
@@ -93,7 +113,7 @@ class TestResult:
     duration_s: float | None
     message: str
     stop: float
-    images: list[tuple[str, Path]]           # (attachment name, file)
+    images: list[tuple[str, Path]]  # (attachment name, file)
 
 
 def _attachments(node: dict[str, Any]) -> Iterable[dict[str, Any]]:
@@ -110,12 +130,21 @@ def load_allure(results: Path) -> list[TestResult]:
             data = json.loads(f.read_text(errors="replace"))
         except ValueError:
             continue
-        images = [(a.get("name", ""), results / a["source"]) for a in _attachments(data)
-                  if a.get("type") == "image/png" and a.get("source") and (results / a["source"]).exists()]
+        images = [
+            (a.get("name", ""), results / a["source"])
+            for a in _attachments(data)
+            if a.get("type") == "image/png" and a.get("source") and (results / a["source"]).exists()
+        ]
         start, stop = data.get("start"), data.get("stop") or 0
-        t = TestResult(data.get("name", f.stem), data.get("fullName", data.get("name", f.stem)),
-                       data.get("status", "unknown"), (stop - start) / 1000 if start and stop else None,
-                       ((data.get("statusDetails") or {}).get("message") or "").strip(), stop, images)
+        t = TestResult(
+            data.get("name", f.stem),
+            data.get("fullName", data.get("name", f.stem)),
+            data.get("status", "unknown"),
+            (stop - start) / 1000 if start and stop else None,
+            ((data.get("statusDetails") or {}).get("message") or "").strip(),
+            stop,
+            images,
+        )
         key = data.get("historyId") or t.full_name
         if key not in latest or latest[key].stop <= t.stop:
             latest[key] = t
@@ -124,67 +153,123 @@ def load_allure(results: Path) -> list[TestResult]:
 
 # ---------------------------------------------------------------- tables (cells are strings)
 
+
 @dataclass
 class Table:
     title: str
     header: tuple[str, ...]
     rows: list[tuple[str, ...]]
-    empty: str                         # sentence shown instead of an empty table
+    empty: str  # sentence shown instead of an empty table
     note: str = ""
-    status_col: int | None = None      # column whose PASS/FAIL cell is coloured in HTML
-    short: str = ""                    # navigation label
+    status_col: int | None = None  # column whose PASS/FAIL cell is coloured in HTML
+    short: str = ""  # navigation label
 
 
 def _ms(v: Any) -> str:
     return DASH if not isinstance(v, (int, float)) or isinstance(v, bool) else f"{v:.0f}"
 
 
-def _resolve_floor(fault: str, ep: str, ttl_s: int) -> tuple[float | None, str]:
-    spec = FLOORS.get(fault.split(" [", 1)[0])
+def _resolve_floor(fault: str, ep: str, ttl_s: int, stats: Any = None) -> tuple[float | None, str]:
+    base = fault.split(" [", 1)[0]
+    if base in SOFT_FAULTS:
+        return _soft_floor(stats), SOFT_NOTE
+    spec = FLOORS.get(base)
     if isinstance(spec, dict):
         spec = spec.get(ep, spec.get("*"))
     if spec is None:
-        return None, SOFT_NOTE
+        return None, "not derived"
     if isinstance(spec, str):
+        from chaos.checkers.slo import loop_wait_seconds
+
         probe = probe_of_variant(fault)
-        value = ttl_s * 1000 + probe + float(spec.removeprefix("ttl+probe+"))
-        return value, f"{spec} = {value:.0f} (probe {probe} ms; {FLOOR_NOTES.get(spec, '')})"
+        extra = float(spec.rsplit("+", 1)[1]) if spec.count("+") == 2 else 0.0
+        value = (ttl_s - loop_wait_seconds()) * 1000 + (probe if "probe" in spec else 0) + extra
+        return value, f"{spec} = {value:.0f} ms (probe {probe} ms): {FLOOR_NOTES.get(spec, '')}"
     return float(spec), FLOOR_NOTES.get(spec, "")
 
 
+def _soft_floor(stats: Any) -> float | None:
+    """Shutdown + promotion from a fault's phase marks (ms after the injection, p50 over its runs)."""
+    if stats is None:
+        return None
+    m = {k: v.p50 for k, v in stats.marks.items() if v.n}
+    start = m.get("stop_requested", m.get("crash_detected"))
+    if start is None or "stopped" not in m or "promote_requested" not in m or "accepting_writes" not in m:
+        return None
+    return max(m["stopped"] - start, 0) + max(m["accepting_writes"] - m["promote_requested"], 0)
+
+
 def _ttl_of(rows: list[dict[str, Any]]) -> int:
-    from chaos.slo import ttl_seconds
+    from chaos.checkers.slo import ttl_seconds
+
     seen = [r.get("ttl_s") for r in rows if isinstance(r.get("ttl_s"), (int, float))]
     return int(seen[0]) if seen else ttl_seconds()
 
 
 def slo_table(agg: Aggregate, ttl_s: int) -> Table:
+    from chaos.checkers.slo import target
+
     rows = []
     for g in agg.gaps:
-        floor, floor_note = _resolve_floor(g.fault, g.entry_point, ttl_s)
-        if g.pass_rate is None:
-            verdict = "not judged"
-        else:
-            verdict = "PASS" if g.within == g.judged else "FAIL"
+        floor, _floor_note = _resolve_floor(g.fault, g.entry_point, ttl_s, agg.fault(g.fault))
+        verdict = "not judged" if g.pass_rate is None else "PASS" if g.within == g.judged else "FAIL"
         bound = DASH if not g.slo_ms else "/".join(_ms(s) for s in g.slo_ms)
         gap_vs_floor = DASH if floor is None or g.gap.p50 is None else f"{g.gap.p50 - floor:+.0f}"
-        rows.append((g.fault, g.entry_point, str(g.n), _ms(g.gap.p50), _ms(g.gap.p95), _ms(g.gap.max), bound,
-                     _ms(floor) if floor is not None else DASH, gap_vs_floor,
-                     f"{g.within}/{g.judged}" if g.judged else DASH, verdict))
-    notes = sorted({f"{f}: {_resolve_floor(f, '*', ttl_s)[1]}" for f in {g.fault for g in agg.gaps}},
-                   key=lambda s: sort_key(s.split(":")[0], FAULT_ORDER))
-    return Table("SLO: longest write gap per fault × entry point",
-                 ("fault", "entry point", "runs", "p50 ms", "p95 ms", "max ms", "bound ms", "physical floor ms",
-                  "p50 − floor ms", "within bound", "verdict"), rows,
-                 "no failover measurements in this run", status_col=10, short="SLO",
-                 note=(f"Gap = longest pause between acknowledged writes after the fault (chaos/checker.py). Bound "
-                       f"from suites/failover/slo.yaml (ttl = {ttl_s} s); floor from its derivations. FAIL = at least "
-                       f"one run above the bound (or with fewer than 2 acknowledged writes). Rows recorded without a bound "
-                       f"(etcd outages, kind dcs_outage) are judged against slo.yaml as it is now; 'not judged' = "
-                       f"no bound there (e.g. quorum loss without failsafe, where writes must stop). A negative "
-                       f"p50 − floor means faster than the derivation assumes (e.g. the lease had been renewed "
-                       f"less than loop_wait before the fault). Percentiles nearest-rank."
-                       "\n\nFloors: " + "; ".join(notes)))
+        t = target(g.fault, loaded="load " in g.fault)
+        met = DASH if t is None or g.gap.p95 is None else ("met" if g.gap.p95 <= t.bound_ms else "MISSED")
+        rows.append(
+            (
+                g.fault,
+                g.entry_point,
+                str(g.n),
+                _ms(g.gap.p50),
+                _ms(g.gap.p95),
+                _ms(g.gap.max),
+                bound,
+                _ms(t.bound_ms) if t is not None else DASH,
+                met,
+                _ms(floor) if floor is not None else DASH,
+                gap_vs_floor,
+                f"{g.within}/{g.judged}" if g.judged else DASH,
+                verdict,
+            )
+        )
+    notes = sorted(
+        {f"{f}: {_resolve_floor(f, '*', ttl_s, agg.fault(f))[1]}" for f in {g.fault for g in agg.gaps}},
+        key=lambda s: sort_key(s.split(":")[0], FAULT_ORDER),
+    )
+    return Table(
+        "SLO: longest write gap per fault × entry point",
+        (
+            "fault",
+            "entry point",
+            "runs",
+            "p50 ms",
+            "p95 ms",
+            "max ms",
+            "bound ms",
+            "target ms",
+            "p95 vs target",
+            "physical floor ms",
+            "p50 − floor ms",
+            "within bound",
+            "verdict",
+        ),
+        rows,
+        "no failover measurements in this run",
+        status_col=12,
+        short="SLO",
+        note=(
+            f"Gap = longest pause between acknowledged writes after the fault (chaos/checkers/writes.py). Bound "
+            f"= the seed's claim, from suites/failover/slo.yaml (ttl = {ttl_s} s): what the tests assert; FAIL = at "
+            f"least one run above it (or with fewer than 2 acknowledged writes). Target = the project's own goal "
+            f"(slo.yaml targets:, idle or under load by the row's settings), judged on the p95: MISSED shows a "
+            f"regression while the bound may stay green. Floor = what the design leaves no way around (below), "
+            f"not a copy of the bound. 'not judged' = no bound (e.g. quorum loss without failsafe, where writes "
+            f"must stop). Percentiles nearest-rank."
+            "\n\nFloors: " + "; ".join(notes)
+        ),
+    )
 
 
 #: Faults whose tests accept losing acknowledged writes up to Patroni's maximum_lag_on_failover (asynchronous
@@ -197,13 +282,14 @@ WAL_BYTES_PER_PROBE_WRITE = 354
 def async_loss_bound() -> int:
     """Probe writes that maximum_lag_on_failover (DPG_MAXIMUM_LAG_ON_FAILOVER, default 1 MiB) may lose."""
     import os
+
     return int(os.environ.get("DPG_MAXIMUM_LAG_ON_FAILOVER", "1048576")) // WAL_BYTES_PER_PROBE_WRITE
 
 
 def integrity_table(agg: Aggregate, rows: list[dict[str, Any]]) -> Table:
     acked: dict[str, int] = {}
     worst_loss: dict[str, int] = {}
-    loss_allowed: set[str] = set()      # labels (fault [variant]) whose runs replicated asynchronously
+    loss_allowed: set[str] = set()  # labels (fault [variant]) whose runs replicated asynchronously
     for r in rows:
         label = row_label(r)
         if r["fault"] in LOSS_ALLOWED and "synchronous_mode" not in str(r.get("variant") or ""):
@@ -221,17 +307,31 @@ def integrity_table(agg: Aggregate, rows: list[dict[str, Any]]) -> Table:
             verdict = "LOSS ≤ BOUND" if f.fault in loss_allowed and worst_loss.get(f.fault, 0) <= bound else "FAIL"
         else:
             verdict = "PASS"
-        out.append((f.fault, str(f.runs), str(acked.get(f.fault, DASH)), str(f.lost), str(f.unexpected),
-                    str(f.duplicates), f"{f.split_brain} in {f.split_brain_runs} run(s)" if f.split_brain else "0",
-                    verdict))
-    return Table("Data integrity per scenario",
-                 ("scenario", "runs", "acknowledged writes", "lost", "unexpected", "duplicates", "split brain",
-                  "verdict"), out, "no scenario with a data check in this run", status_col=7, short="Data integrity",
-                 note="Lost = acknowledged but missing from the final read; unexpected = read but never attempted; "
-                      "split brain = two servers acknowledging on overlapping timelines (chaos/checker.py). "
-                      f"LOSS ≤ BOUND: asynchronous replication lets {', '.join(LOSS_ALLOWED)} lose up to Patroni's "
-                      f"maximum_lag_on_failover ({bound} probe writes per run), as their tests allow; any loss "
-                      "elsewhere, or above it, is FAIL.")
+        out.append(
+            (
+                f.fault,
+                str(f.runs),
+                str(acked.get(f.fault, DASH)),
+                str(f.lost),
+                str(f.unexpected),
+                str(f.duplicates),
+                f"{f.split_brain} in {f.split_brain_runs} run(s)" if f.split_brain else "0",
+                verdict,
+            )
+        )
+    return Table(
+        "Data integrity per scenario",
+        ("scenario", "runs", "acknowledged writes", "lost", "unexpected", "duplicates", "split brain", "verdict"),
+        out,
+        "no scenario with a data check in this run",
+        status_col=7,
+        short="Data integrity",
+        note="Lost = acknowledged but missing from the final read; unexpected = read but never attempted; "
+        "split brain = two servers acknowledging on overlapping timelines (chaos/checkers/writes.py). "
+        f"LOSS ≤ BOUND: asynchronous replication lets {', '.join(LOSS_ALLOWED)} lose up to Patroni's "
+        f"maximum_lag_on_failover ({bound} probe writes per run), as their tests allow; any loss "
+        "elsewhere, or above it, is FAIL.",
+    )
 
 
 def _first(row: dict[str, Any], *names: str) -> Any:
@@ -246,58 +346,176 @@ def dr_table(rows: list[dict[str, Any]]) -> Table:
     out = []
     for r in rows:
         rto, rpo = r.get("rto_s"), r.get("rpo_s")
-        rto_b, rpo_b = _first(r, "rto_bound_s", "rto_target_s", "rto_slo_s"), _first(r, "rpo_bound_s",
-                                                                                     "rpo_target_s", "rpo_slo_s")
+        rto_b, rpo_b = (
+            _first(r, "rto_bound_s", "rto_target_s", "rto_slo_s"),
+            _first(r, "rpo_bound_s", "rpo_target_s", "rpo_slo_s"),
+        )
         verdicts = []
         for v, b in ((rto, rto_b), (rpo, rpo_b)):
             if isinstance(v, (int, float)) and isinstance(b, (int, float)):
                 verdicts.append(v <= b)
         ok = r.get("passed", r.get("ok"))
-        verdict = ("PASS" if all(verdicts) else "FAIL") if verdicts else (
-            DASH if ok is None else ("PASS" if ok else "FAIL"))
-        out.append((str(_first(r, "drill", "scenario", "name", "fault") or "?"), _num_s(rto), _num_s(rto_b),
-                    _num_s(rpo), _num_s(rpo_b), str(_first(r, "method", "detail", "note") or ""), verdict))
-    return Table("Disaster recovery: RTO / RPO", ("drill", "RTO s", "RTO bound s", "RPO s", "RPO bound s", "how",
-                                                  "verdict"), out, "no DR drill in this run", status_col=6, short="DR RTO/RPO")
+        verdict = (
+            ("PASS" if all(verdicts) else "FAIL") if verdicts else (DASH if ok is None else ("PASS" if ok else "FAIL"))
+        )
+        out.append(
+            (
+                str(_first(r, "drill", "scenario", "name", "fault") or "?"),
+                _num_s(rto),
+                _num_s(rto_b),
+                _num_s(rpo),
+                _num_s(rpo_b),
+                str(_first(r, "method", "detail", "note") or ""),
+                verdict,
+            )
+        )
+    return Table(
+        "Disaster recovery: RTO / RPO",
+        ("drill", "RTO s", "RTO bound s", "RPO s", "RPO bound s", "how", "verdict"),
+        out,
+        "no DR drill in this run",
+        status_col=6,
+        short="DR RTO/RPO",
+    )
 
 
 def layer_table(rows: list[dict[str, Any]]) -> Table:
-    from reports.layers import LayerRow, cells
+    from reports.layers import HEADER, LayerRow, cells
+
     known = set(LayerRow.__dataclass_fields__)
     out = [cells(LayerRow(**{k: v for k, v in r.items() if k in known})) for r in rows]
-    return Table("Benchmark: ops/s and latency per entry point (ratio to direct PostgreSQL)",
-                 ("engine", "workload", "entry point", "clients", "ops/s (× direct)", "p50 ms (×)", "p95 ms (×)",
-                  "p99 ms (×)", "failed", "vs seed targets", "what limits it"), out,
-                 "no per-layer benchmark in this run (python -m reports layers)", short="Per-layer benchmark",
-                 note="Seed targets: read > 10k ops/s, write > 5k ops/s, p50 < 10 ms, p95 < 50 ms (✓ met, ✗ not). "
-                      "Direct = the Patroni leader's own port; vector search runs on the vector DB, which has no "
-                      "router in front (no ratio). pgbench percentiles: nearest-rank over every transaction; Locust's "
-                      "are its approximated percentiles.")
+    return Table(
+        "Benchmark: ops/s and latency per entry point (ratio to direct PostgreSQL)",
+        HEADER,
+        out,
+        "no per-layer benchmark in this run (python -m reports layers)",
+        short="Per-layer benchmark",
+        note="Seed targets: read > 10k ops/s, write > 5k ops/s, p50 < 10 ms, p95 < 50 ms (✓ met, ✗ not). "
+        "Direct = the Patroni leader's own port; vector search runs on the vector DB, which has no "
+        "router in front (no ratio). pgbench percentiles: nearest-rank over every transaction; Locust's "
+        "are its approximated percentiles.",
+    )
+
+
+def _load_cells(r: dict[str, Any]) -> tuple[str, str, str, str, str, str]:
+    """offered tx/s, transactions, failed, restarts (summed over the paths), generator cores, top CPU users."""
+    load = r.get("load") if isinstance(r.get("load"), dict) else {}
+    paths = load.get("paths") if isinstance(load.get("paths"), dict) else {}
+    total = {k: sum(int(p.get(k) or 0) for p in paths.values()) for k in ("transactions", "failed", "restarts")}
+    cpu = r.get("cpu") if isinstance(r.get("cpu"), dict) else {}
+    top = ", ".join(f"{name} {cores:.2f}" for name, cores in (cpu.get("top") or [])[:3]) or DASH
+    cores = load.get("generator_cores")
+    return (
+        _ms(load.get("offered_tx_s")),
+        str(total["transactions"]),
+        str(total["failed"]),
+        str(total["restarts"]),
+        DASH if cores is None else f"{cores:.2f}",
+        top,
+    )
 
 
 def load_table(rows: list[dict[str, Any]]) -> Table:
-    out = []
-    for r in rows:
-        out.append((str(r.get("fault", "?")), str(r.get("entry_point", "?")), str(r.get("users", DASH)),
-                    str(r.get("requests", DASH)), str(r.get("failed", DASH)),
-                    _ms(r.get("failure_window_ms")), _ms(r.get("write_gap_ms")), _ms(r.get("slo_ms")),
-                    f"{_ms(r.get('p99_before_ms'))} → {_ms(r.get('p99_peak_ms'))}", _ms(r.get("max_after_ms")),
-                    "PASS" if r.get("passed") else "FAIL"))
-    return Table("Chaos under load", ("fault", "entry point", "users", "requests", "failed", "failure window ms",
-                                      "longest write gap ms", "bound ms", "p99 ms steady → peak (1 s windows)",
-                                      "slowest request ms", "verdict"), out, "no chaos-under-load run in this run",
-                 status_col=10, short="Chaos under load",
-                 note="Locust drives the cluster through the entry point while the fault happens "
-                      "(suites/failover/test_under_load.py).")
+    out = [(str(r.get("fault", "?")), str(r.get("variant") or DASH), *_load_cells(r)) for r in rows]
+    return Table(
+        "Chaos under load",
+        (
+            "fault",
+            "settings",
+            "offered tx/s",
+            "transactions",
+            "failed",
+            "load restarts",
+            "generator cores",
+            "CPU while failing over (cores)",
+        ),
+        out,
+        "no chaos-under-load run in this run",
+        short="Chaos under load",
+        note="Open-loop 80/20 load (pgbench --rate) through every write path at once, at a share of the capacity "
+        "the run measured first (chaos/clients/load/openloop.py); its write gaps are the 'load' rows of the SLO "
+        "table. Load restarts = a pgbench whose connections a failover broke, started again 100 ms later. CPU: "
+        "each container's cores from its cgroup counters, injection to writes flowing again "
+        "(suites/failover/test_under_load.py, python -m reports bench --load).",
+    )
 
 
 def vector_table(rows: list[dict[str, Any]]) -> Table:
-    out = [(str(r.get("mode")), str(r.get("n")), f"{r.get('p50_ms', 0):.2f}", f"{r.get('p95_ms', 0):.2f}",
-            f"{r.get('p99_ms', 0):.2f}", f"{r.get('ops_per_s', 0):.0f}",
-            "PASS" if r.get("meets_claim_p95") else "FAIL") for r in rows]
-    return Table("Benchmark: vector search (python -m reports vector-bench)",
-                 ("mode", "n", "p50 ms", "p95 ms", "p99 ms", "ops/s", "p95 within claim"), out,
-                 "no vector benchmark in this run", status_col=6, short="Vector search")
+    out = [
+        (
+            str(r.get("mode")),
+            str(r.get("n")),
+            f"{r.get('p50_ms', 0):.2f}",
+            f"{r.get('p95_ms', 0):.2f}",
+            f"{r.get('p99_ms', 0):.2f}",
+            f"{r.get('ops_per_s', 0):.0f}",
+            "PASS" if r.get("meets_claim_p95") else "FAIL",
+        )
+        for r in rows
+    ]
+    return Table(
+        "Benchmark: vector search (python -m reports vector-bench)",
+        ("mode", "n", "p50 ms", "p95 ms", "p99 ms", "ops/s", "p95 within claim"),
+        out,
+        "no vector benchmark in this run",
+        status_col=6,
+        short="Vector search",
+    )
+
+
+def _anomaly_cell(anomalies: Any) -> str:
+    if not isinstance(anomalies, dict) or not anomalies:
+        return "none"
+    return ", ".join(f"{k} ×{v}" for k, v in sorted(anomalies.items()))
+
+
+def consistency_table(rows: list[dict[str, Any]]) -> Table:
+    """One row per list-append run and path (suites/consistency): completions, anomalies by type, strongest model."""
+    out = []
+    for r in rows:
+        strongest = r.get("strongest") or []
+        cell = " / ".join(strongest) if strongest else "none of the main models"
+        if r.get("path") == "all" and r.get("rw_strongest") and r.get("lost"):
+            cell += f" (RW, lost tail forgiven: {' / '.join(r['rw_strongest'])})"
+        out.append(
+            (
+                str(r.get("scenario", "?")) + (f" [{r['variant']}]" if r.get("variant") else ""),
+                str(r.get("path", "?")),
+                str(r.get("isolation", "?")),
+                str(r.get("ok", 0)),
+                str(r.get("fail", 0)),
+                str(r.get("info", 0)),
+                _anomaly_cell(r.get("anomalies")),
+                str(r["lost"]) if r.get("path") == "all" else DASH,
+                _ms(r["stale_max_s"] * 1000) if isinstance(r.get("stale_max_s"), int | float) else DASH,
+                cell,
+                {True: "valid", False: "invalid", "unknown": "unknown"}.get(r.get("valid"), "?"),
+            )
+        )
+    return Table(
+        "Consistency: list-append transactions per path (Elle-style checker)",
+        (
+            "scenario",
+            "path",
+            "isolation",
+            "ok",
+            "fail",
+            "info",
+            "anomalies",
+            "lost appends",
+            "oldest read (ms)",
+            "strongest model holding",
+            "strict-serializable",
+        ),
+        out,
+        "no list-append run in this run",
+        short="Consistency",
+        note="suites/consistency: Jepsen's list-append workload through every path, checked against "
+        "strict-serializable (every main model's anomalies). A path's row is its view: its own transactions and "
+        "everybody's appends. 'all' is the whole history; lost appends = acknowledged appends the final reads miss; "
+        "oldest read = how long before the read began the oldest acknowledged append it missed had completed. "
+        "RO paths run REPEATABLE READ (a standby refuses SERIALIZABLE). What the models mean: docs/consistency.md.",
+    )
 
 
 def _status(t: TestResult) -> str:
@@ -311,21 +529,34 @@ def tests_table(tests: list[TestResult]) -> Table:
     counts: dict[str, int] = {}
     for t in tests:
         counts[_status(t).lower()] = counts.get(_status(t).lower(), 0) + 1
-    rows = [(t.name, _status(t),
-             DASH if t.duration_s is None else f"{t.duration_s:.0f}",
-             (t.message.splitlines()[0][:180] if t.message else "")) for t in tests]
+    rows = [
+        (
+            t.name,
+            _status(t),
+            DASH if t.duration_s is None else f"{t.duration_s:.0f}",
+            (t.message.splitlines()[0][:180] if t.message else ""),
+        )
+        for t in tests
+    ]
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    return Table("Tests", ("test", "status", "s", "message"), rows, "no allure results",
-                 note=f"{len(tests)} test(s): {summary}." if tests else "", status_col=1)
+    return Table(
+        "Tests",
+        ("test", "status", "s", "message"),
+        rows,
+        "no allure results",
+        note=f"{len(tests)} test(s): {summary}." if tests else "",
+        status_col=1,
+    )
 
 
 # ---------------------------------------------------------------- the scorecard
+
 
 @dataclass
 class Scorecard:
     title: str
     tables: list[Table]
-    images: list[tuple[str, str, Path]]      # (test, attachment name, png)
+    images: list[tuple[str, str, Path]]  # (test, attachment name, png)
     inputs: list[str]
     generated: str
 
@@ -334,8 +565,9 @@ def _with_bounds(row: dict[str, Any]) -> dict[str, Any]:
     """A row without recorded bounds (dcs_outage rows) is judged against the SLO file of this checkout."""
     if isinstance(row.get("slo_ms"), dict):
         return row
-    from chaos.slo import load
+    from chaos.checkers.slo import load
     from topology.errors import TopologyError
+
     try:
         slos = load()
     except TopologyError:
@@ -345,12 +577,18 @@ def _with_bounds(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def build(tests: list[TestResult], m: Measurements, *, title: str, inputs: list[str]) -> Scorecard:
-    gap_rows = [r for r in m.kind(*GAP_KINDS) if isinstance(r.get("fault"), str) and isinstance(r.get("gaps_ms"),
-                                                                                               dict)]
+    gap_rows = [r for r in m.kind(*GAP_KINDS) if isinstance(r.get("fault"), str) and isinstance(r.get("gaps_ms"), dict)]
     agg = aggregate([_with_bounds(r) for r in gap_rows])
-    tables = [tests_table(tests), slo_table(agg, _ttl_of(gap_rows)), integrity_table(agg, gap_rows),
-              dr_table(m.kind(DR_KIND)), layer_table(m.kind(LAYER_KIND)), load_table(m.kind(LOAD_KIND)),
-              vector_table(m.kind(VECTOR_KIND))]
+    tables = [
+        tests_table(tests),
+        slo_table(agg, _ttl_of(gap_rows)),
+        integrity_table(agg, gap_rows),
+        dr_table(m.kind(DR_KIND)),
+        layer_table(m.kind(LAYER_KIND)),
+        load_table(m.kind(LOAD_KIND)),
+        vector_table(m.kind(VECTOR_KIND)),
+        consistency_table(m.kind(TXN_KIND)),
+    ]
     images = [(t.name, name, path) for t in tests for name, path in t.images]
     return Scorecard(title, tables, images, inputs, time.strftime("%Y-%m-%d %H:%M:%S %Z"))
 
@@ -374,7 +612,7 @@ def render_markdown(sc: Scorecard, image_names: list[str]) -> str:
     parts += ["## Timelines", ""]
     if not sc.images:
         parts += ["_no timeline pictures in the allure results._", ""]
-    for (test, name, _), file in zip(sc.images, image_names):
+    for (test, name, _), file in zip(sc.images, image_names, strict=True):
         parts += [f"### {test}: {name}", "", f"![{name}](img/{file})", ""]
     return "\n".join(parts)
 
@@ -421,8 +659,11 @@ def _html_table(t: Table, anchor: str) -> str:
         for r in t.rows:
             tds = []
             for i, c in enumerate(r):
-                cls = c.split()[0] if i == t.status_col and c else (
-                    "num" if _is_num(c) else "nowrap" if ("✓" in c or "✗" in c) else "")
+                cls = (
+                    c.split()[0]
+                    if i == t.status_col and c
+                    else ("num" if _is_num(c) else "nowrap" if ("✓" in c or "✗" in c) else "")
+                )
                 tds.append(f'<td class="{e(cls)}">{e(c)}</td>' if cls else f"<td>{e(c)}</td>")
             out.append("<tr>" + "".join(tds) + "</tr>")
         out.append("</tbody></table>")
@@ -434,19 +675,28 @@ def _html_table(t: Table, anchor: str) -> str:
 def render_html(sc: Scorecard) -> str:
     e = html.escape
     anchors = [f"t{i}" for i in range(len(sc.tables))]
-    nav = "".join(f'<a href="#{a}">{e(t.short or t.title.split(":")[0])}</a>' for a, t in zip(anchors, sc.tables))
-    parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(sc.title)}</title>",
-             f"<style>{CSS}</style></head><body>", f"<h1>{e(sc.title)}</h1>",
-             f'<p class="meta">Generated {e(sc.generated)} from: {e(", ".join(sc.inputs))}.</p>',
-             f'<nav>{nav}<a href="#timelines">Timelines</a></nav>']
-    parts += [_html_table(t, a) for a, t in zip(anchors, sc.tables)]
+    nav = "".join(
+        f'<a href="#{a}">{e(t.short or t.title.split(":")[0])}</a>' for a, t in zip(anchors, sc.tables, strict=True)
+    )
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{e(sc.title)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{e(sc.title)}</h1>",
+        f'<p class="meta">Generated {e(sc.generated)} from: {e(", ".join(sc.inputs))}.</p>',
+        f'<nav>{nav}<a href="#timelines">Timelines</a></nav>',
+    ]
+    parts += [_html_table(t, a) for a, t in zip(anchors, sc.tables, strict=True)]
     parts.append('<h2 id="timelines">Timelines</h2>')
     if not sc.images:
         parts.append('<p class="empty">no timeline pictures in the allure results.</p>')
     for test, name, path in sc.images:
         data = base64.b64encode(path.read_bytes()).decode("ascii")
-        parts.append(f'<figure><figcaption>{e(test)}: {e(name)}</figcaption>'
-                     f'<img alt="{e(name)}" src="data:image/png;base64,{data}"></figure>')
+        parts.append(
+            f"<figure><figcaption>{e(test)}: {e(name)}</figcaption>"
+            f'<img alt="{e(name)}" src="data:image/png;base64,{data}"></figure>'
+        )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -470,19 +720,26 @@ def write(sc: Scorecard, out: Path) -> tuple[Path, Path]:
 
 # ---------------------------------------------------------------- allure generate
 
+
 def allure_generate(results: Path, out: Path, *, allure: str | None = None) -> str:
     """Run `allure generate` keeping history; returns a sentence for the console either way."""
     allure = allure or shutil.which("allure")
     if not allure:
-        return ("allure command-line tool not installed (it needs Java or npm): skipped `allure generate`; "
-                "the scorecard is written anyway")
+        return (
+            "allure command-line tool not installed (it needs Java or npm): skipped `allure generate`; "
+            "the scorecard is written anyway"
+        )
     report = out / "allure-report"
     previous = report / "history"
-    if previous.is_dir():   # Allure's trend charts read <results>/history from the previous report
+    if previous.is_dir():  # Allure's trend charts read <results>/history from the previous report
         shutil.copytree(previous, results / "history", dirs_exist_ok=True)
     try:
-        proc = subprocess.run([allure, "generate", str(results), "-o", str(report), "--clean"],
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [allure, "generate", str(results), "-o", str(report), "--clean"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return f"allure generate failed: {exc}"
     if proc.returncode != 0:
@@ -492,13 +749,28 @@ def allure_generate(results: Path, out: Path, *, allure: str | None = None) -> s
 
 # ---------------------------------------------------------------- CLI
 
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--results", type=Path, default=Path("allure-results"),
-                   help="allure-results directory of the run (default allure-results)")
-    p.add_argument("--measurements", type=Path, action="append", default=None, metavar="FILE",
-                   help="measurements.jsonl of the run (repeatable; default reports/out/measurements.jsonl)")
-    p.add_argument("--out", type=Path, default=Path("reports/out/scorecard"),
-                   help="output directory (default reports/out/scorecard)")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("allure-results"),
+        help="allure-results directory of the run (default allure-results)",
+    )
+    p.add_argument(
+        "--measurements",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="measurements.jsonl of the run (repeatable; default reports/out/measurements.jsonl)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports/out/scorecard"),
+        help="output directory (default reports/out/scorecard)",
+    )
     p.add_argument("--title", default="dpg-chaos scorecard")
     p.add_argument("--no-allure", action="store_true", help="do not run `allure generate` even if installed")
 
@@ -506,8 +778,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     measurements = args.measurements or [Path(__file__).resolve().parent / "out" / "measurements.jsonl"]
     if not args.results.is_dir():
-        print(f"scorecard: {args.results} is not a directory (run pytest with --alluredir {args.results})",
-              file=sys.stderr)
+        print(
+            f"scorecard: {args.results} is not a directory (run pytest with --alluredir {args.results})",
+            file=sys.stderr,
+        )
         return 2
     try:
         m = load_measurements(measurements)
@@ -518,8 +792,7 @@ def run(args: argparse.Namespace) -> int:
     sc = build(tests, m, title=args.title, inputs=[str(args.results), *map(str, measurements)])
     md, page = write(sc, args.out)
     for t in sc.tables:
-        fails = sum(1 for r in t.rows if t.status_col is not None and r[t.status_col] in ("FAIL", "FAILED",
-                                                                                          "BROKEN"))
+        fails = sum(1 for r in t.rows if t.status_col is not None and r[t.status_col] in ("FAIL", "FAILED", "BROKEN"))
         state = t.empty if not t.rows else f"{len(t.rows)} row(s)" + (f", {fails} FAIL" if fails else "")
         print(f"  {t.title}: {state}")
     print(f"  timelines: {len(sc.images)} picture(s); {m.malformed} malformed measurement line(s) ignored")

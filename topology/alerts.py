@@ -29,12 +29,14 @@ derived in compose/config/prometheus/alert-bounds.yml, times DPG_TIMEOUT_MULTIPL
 timings to Allure and appends an `alert` row (fired_after_s, resolved_after_s, bounds) to measurements.jsonl.
 Needs the monitoring stack (the `monitoring_stack` fixture) on top of the stacks the fault touches.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import allure
 import docker
@@ -42,9 +44,9 @@ import requests
 import yaml
 
 from . import prometheus
+from .errors import TopologyError
 from .stacks import COMPOSE_DIR
 from .timeouts import multiplier
-from .errors import TopologyError
 from .waiting import WaitTimeout, wait_for
 
 BOUNDS_FILE = COMPOSE_DIR / "config" / "prometheus" / "alert-bounds.yml"
@@ -53,14 +55,24 @@ POLL_S = 0.5
 
 #: The scrape targets (job, instance) each running stack must have while the monitoring stack runs.
 EXPECTED_TARGETS: dict[str, frozenset[tuple[str, str]]] = {
-    "patroni": frozenset({("patroni", f"patroni-{i}:8008") for i in (1, 2, 3)}
-                         | {("etcd", f"etcd-{i}:2379") for i in (1, 2, 3)} | {("haproxy", "haproxy:7000")}),
-    "traefik": frozenset({("traefik", "traefik:8081")}
-                         | {("traefik-tcp-routers", r) for r in ("patroni-primary", "patroni-replicas",
-                                                                  "citus-coordinator")}),
-    "monitoring": frozenset({("prometheus", "localhost:9090"), ("postgres", "postgres-exporter-patroni:9187"),
-                             ("postgres", "postgres-exporter-vector:9187"), ("redis", "redis-exporter:9121"),
-                             ("blackbox", "blackbox-exporter:9115")}),
+    "patroni": frozenset(
+        {("patroni", f"patroni-{i}:8008") for i in (1, 2, 3)}
+        | {("etcd", f"etcd-{i}:2379") for i in (1, 2, 3)}
+        | {("haproxy", "haproxy:7000")}
+    ),
+    "traefik": frozenset(
+        {("traefik", "traefik:8081")}
+        | {("traefik-tcp-routers", r) for r in ("patroni-primary", "patroni-replicas", "citus-coordinator")}
+    ),
+    "monitoring": frozenset(
+        {
+            ("prometheus", "localhost:9090"),
+            ("postgres", "postgres-exporter-patroni:9187"),
+            ("postgres", "postgres-exporter-vector:9187"),
+            ("redis", "redis-exporter:9121"),
+            ("blackbox", "blackbox-exporter:9115"),
+        }
+    ),
     "citus": frozenset({("citus", "citus-coordinator")}),
 }
 
@@ -101,17 +113,24 @@ def bounds(alert: str) -> Bounds:
     scrape, evaluation, margin, mult = doc["scrape_interval"], doc["evaluation_interval"], doc["margin"], multiplier()
     fire = scrape + spec["detect"] + spec["for"] + evaluation + margin
     resolve = spec["recover"] + scrape + evaluation + margin
-    how = (f"fire = scrape {scrape} + detect {spec['detect']} + for {spec['for']} + eval {evaluation} + margin "
-           f"{margin} = {fire} s; resolve = recover {spec['recover']} + scrape {scrape} + eval {evaluation} + "
-           f"margin {margin} = {resolve} s; x{mult:g}")
+    how = (
+        f"fire = scrape {scrape} + detect {spec['detect']} + for {spec['for']} + eval {evaluation} + margin "
+        f"{margin} = {fire} s; resolve = recover {spec['recover']} + scrape {scrape} + eval {evaluation} + "
+        f"margin {margin} = {resolve} s; x{mult:g}"
+    )
     return Bounds(fire * mult, resolve * mult, how)
 
 
 def select(alerts: list[dict], name: str, labels: dict[str, str] | None, state: str | None = "firing") -> list[dict]:
     """The alerts named `name` whose labels include `labels`, in `state` (None = pending or firing)."""
     want = labels or {}
-    return [a for a in alerts if a["labels"].get("alertname") == name and (state is None or a["state"] == state)
-            and all(a["labels"].get(k) == v for k, v in want.items())]
+    return [
+        a
+        for a in alerts
+        if a["labels"].get("alertname") == name
+        and (state is None or a["state"] == state)
+        and all(a["labels"].get(k) == v for k, v in want.items())
+    ]
 
 
 def matching(name: str, labels: dict[str, str] | None, state: str | None = "firing") -> list[dict]:
@@ -121,6 +140,7 @@ def matching(name: str, labels: dict[str, str] | None, state: str | None = "firi
 
 def expected_targets(client: docker.DockerClient) -> set[tuple[str, str]]:
     from .health import running_stacks
+
     running = set(running_stacks(client))
     if "monitoring" not in running:
         return set()
@@ -177,12 +197,20 @@ class AlertWatch:
         wait_resolved(self)
 
     def record(self, scenario: str) -> dict[str, Any]:
-        from reports import evidence
-        row = {"alert": self.name, "labels": self.labels, "scenario": scenario,
-               "fired_after_s": self.fired_after_s, "pending_after_s": self.pending_after_s,
-               "resolved_after_s": self.resolved_after_s, "fire_within_s": self.bounds.fire_within,
-               "resolve_within_s": self.bounds.resolve_within, "derivation": self.bounds.derivation,
-               "firing": self.seen}
+        from topology import evidence
+
+        row = {
+            "alert": self.name,
+            "labels": self.labels,
+            "scenario": scenario,
+            "fired_after_s": self.fired_after_s,
+            "pending_after_s": self.pending_after_s,
+            "resolved_after_s": self.resolved_after_s,
+            "fire_within_s": self.bounds.fire_within,
+            "resolve_within_s": self.bounds.resolve_within,
+            "derivation": self.bounds.derivation,
+            "firing": self.seen,
+        }
         evidence.attach_json(f"alert {self.what}", row)
         evidence.record_measurement("alert", **{k: v for k, v in row.items() if k != "firing"})
         return row
@@ -200,7 +228,7 @@ def _poll(watches: list[AlertWatch], done, late, what: str) -> None:
             try:
                 alerts = prometheus.alerts()
             except (TopologyError, requests.RequestException, ValueError):
-                alerts = None                       # Prometheus briefly unreachable: not yet, the clock runs
+                alerts = None  # Prometheus briefly unreachable: not yet, the clock runs
             if alerts is not None:
                 open_ = [w for w in open_ if not done(w, alerts, now)]
             for w in open_:
@@ -211,6 +239,7 @@ def _poll(watches: list[AlertWatch], done, late, what: str) -> None:
 
 def wait_firing(*watches: AlertWatch) -> None:
     """Wait until every watch's alert fires, each against its own bound from its own `started`."""
+
     def done(w: AlertWatch, alerts, now) -> bool:
         if w.fired_after_s is not None or alerts is None:
             return w.fired_after_s is not None
@@ -224,8 +253,10 @@ def wait_firing(*watches: AlertWatch) -> None:
 
     def late(w: AlertWatch, now: float) -> None:
         if now - w.started > w.bounds.fire_within:
-            raise AlertNotFired(f"{w.what} did not fire within {w.bounds.fire_within:.0f} s of the fault "
-                                f"({w.bounds.derivation}); pending seen after {w.pending_after_s} s")
+            raise AlertNotFired(
+                f"{w.what} did not fire within {w.bounds.fire_within:.0f} s of the fault "
+                f"({w.bounds.derivation}); pending seen after {w.pending_after_s} s"
+            )
 
     _poll(list(watches), done, late, "firing")
 
@@ -245,35 +276,43 @@ def wait_resolved(*watches: AlertWatch) -> None:
 
     def late(w: AlertWatch, now: float) -> None:
         if now - w.healed_at > w.bounds.resolve_within:
-            raise AlertNotResolved(f"{w.what} still fires {w.bounds.resolve_within:.0f} s after heal "
-                                   f"({w.bounds.derivation}): {matching(w.name, w.labels)}")
+            raise AlertNotResolved(
+                f"{w.what} still fires {w.bounds.resolve_within:.0f} s after heal "
+                f"({w.bounds.derivation}): {matching(w.name, w.labels)}"
+            )
 
     _poll(list(watches), done, late, "resolved")
 
 
-def check_steady_state(name: str, labels: dict[str, str] | None, *, within: float,
-                       client: docker.DockerClient | None = None) -> None:
+def check_steady_state(
+    name: str, labels: dict[str, str] | None, *, within: float, client: docker.DockerClient | None = None
+) -> None:
     """The rule is loaded, every target of the running stacks is up, and the alert is not firing (waits up to
     `within` for a previous fault's alert to resolve)."""
     if name not in prometheus.rule_names():
         raise AlertNotLoaded(f"Prometheus has no alerting rule {name!r}; loaded: {sorted(prometheus.rule_names())}")
     if client is None:
         from .images import docker_client
+
         client = docker_client()
     problems = target_problems(expected_targets(client))
     if problems:
         raise TargetsNotUp("; ".join(problems))
     try:
-        wait_for(lambda: not matching(name, labels, "firing"), within=within, what=f"{name} not firing",
-                 every=POLL_S)
+        wait_for(lambda: not matching(name, labels, "firing"), within=within, what=f"{name} not firing", every=POLL_S)
     except WaitTimeout:
         raise AlertAlreadyFiring(f"{name} fires before the fault: {matching(name, labels)}") from None
 
 
 @contextmanager
-def expect_alerts(*specs: tuple[str, dict[str, str] | None], fault=None, within: float | None = None,
-                  resolve_within: float | None = None, scenario: str = "",
-                  client: docker.DockerClient | None = None) -> Iterator[list[AlertWatch]]:
+def expect_alerts(
+    *specs: tuple[str, dict[str, str] | None],
+    fault=None,
+    within: float | None = None,
+    resolve_within: float | None = None,
+    scenario: str = "",
+    client: docker.DockerClient | None = None,
+) -> Iterator[list[AlertWatch]]:
     """Several alerts around one fault, polled together (one clock, one API read per round):
 
         with expect_alerts(("PatroniNoLeader", None), ("HAProxyBackendNoServer", {"proxy": "primary"}),
@@ -285,9 +324,11 @@ def expect_alerts(*specs: tuple[str, dict[str, str] | None], fault=None, within:
     for name, labels in specs:
         b = bounds(name)
         if within is not None or resolve_within is not None:
-            b = Bounds(within if within is not None else b.fire_within,
-                       resolve_within if resolve_within is not None else b.resolve_within,
-                       f"overridden; default: {b.derivation}")
+            b = Bounds(
+                within if within is not None else b.fire_within,
+                resolve_within if resolve_within is not None else b.resolve_within,
+                f"overridden; default: {b.derivation}",
+            )
         watches.append(AlertWatch(name, dict(labels or {}), b))
     with allure.step(f"steady state: {', '.join(w.name for w in watches)} loaded, targets up, not firing"):
         for w in watches:
@@ -315,10 +356,18 @@ def expect_alerts(*specs: tuple[str, dict[str, str] | None], fault=None, within:
 
 
 @contextmanager
-def expect_alert(name: str, labels: dict[str, str] | None = None, *, fault=None, within: float | None = None,
-                 resolve_within: float | None = None, scenario: str = "",
-                 client: docker.DockerClient | None = None) -> Iterator[AlertWatch]:
+def expect_alert(
+    name: str,
+    labels: dict[str, str] | None = None,
+    *,
+    fault=None,
+    within: float | None = None,
+    resolve_within: float | None = None,
+    scenario: str = "",
+    client: docker.DockerClient | None = None,
+) -> Iterator[AlertWatch]:
     """See the module docstring. `fault`: a chaos.faults Fault entered here (clock starts once injected)."""
-    with expect_alerts((name, labels), fault=fault, within=within, resolve_within=resolve_within,
-                       scenario=scenario, client=client) as (watch,):
+    with expect_alerts(
+        (name, labels), fault=fault, within=within, resolve_within=resolve_within, scenario=scenario, client=client
+    ) as (watch,):
         yield watch

@@ -9,6 +9,7 @@ the repository host, which finds the primary among pg1..pg3 by itself; every nod
     with repo.scratch(target=("name", "before_drop")) as s:   # throwaway container, archive off
         s.sql("SELECT count(*) FROM t")
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,15 +17,16 @@ import json
 import re
 import shlex
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import docker
 import docker.errors
 
 from .docker_env import ip_prefix
 from .errors import TopologyError
-from .names import DB_NAME, DB_PASSWORD, DB_USER, MANAGED_LABEL, NETWORK, STACK_LABEL, container
+from .names import DB_NAME, DB_PASSWORD, DB_USER, NETWORK, container
+from .ownership import creation_labels
 from .timeouts import TIMEOUTS
 from .waiting import wait_for
 
@@ -32,8 +34,8 @@ REPO_SERVICE = "pgbackrest"
 STANZA = "dpg"
 IMAGE = "dpg/postgres:latest"
 SCRATCH_NAME = "dpg-dr-scratch"
-SCRATCH_HOST = "dr-scratch"     # named in the image's TLS server certificate
-SCRATCH_IP_SUFFIX = 41          # fixed, outside every compose file's addresses (a dynamic one could collide)
+SCRATCH_HOST = "dr-scratch"  # named in the image's TLS server certificate
+SCRATCH_IP_SUFFIX = 41  # fixed, outside every compose file's addresses (a dynamic one could collide)
 PGDATA = "/data/pgdata"
 REPO_PATH = "/var/lib/pgbackrest"
 WAL_NAME = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(?:-[0-9a-f]{40})?(?:\.\w+)?$")
@@ -63,18 +65,26 @@ class Result:
 @dataclass(frozen=True)
 class Backup:
     label: str
-    type: str               # full | diff | incr
-    started: float          # epoch
+    type: str  # full | diff | incr
+    started: float  # epoch
     stopped: float
     wal_start: str
     wal_stop: str
-    size: int               # database size in bytes
-    repo_size: int          # bytes in the repository (compressed)
+    size: int  # database size in bytes
+    repo_size: int  # bytes in the repository (compressed)
 
     @classmethod
-    def from_info(cls, b: dict) -> "Backup":
-        return cls(b["label"], b["type"], b["timestamp"]["start"], b["timestamp"]["stop"], b["archive"]["start"],
-                   b["archive"]["stop"], b["info"]["size"], b["info"]["repository"]["delta"])
+    def from_info(cls, b: dict) -> Backup:
+        return cls(
+            b["label"],
+            b["type"],
+            b["timestamp"]["start"],
+            b["timestamp"]["stop"],
+            b["archive"]["start"],
+            b["archive"]["stop"],
+            b["info"]["size"],
+            b["info"]["repository"]["delta"],
+        )
 
 
 @dataclass
@@ -111,8 +121,9 @@ class Repository:
         try:
             return self.client.containers.get(container(REPO_SERVICE))
         except docker.errors.NotFound:
-            raise TopologyError(f"{container(REPO_SERVICE)} is not running: start the patroni stack "
-                                "(`python -m topology up patroni`)") from None
+            raise TopologyError(
+                f"{container(REPO_SERVICE)} is not running: start the patroni stack (`python -m topology up patroni`)"
+            ) from None
 
     def run(self, *args: str, check: bool = True, timeout: float | None = None) -> Result:
         """`pgbackrest --stanza=<stanza> <args>` on the repository host."""
@@ -138,8 +149,12 @@ class Repository:
 
     def wait_ready(self, within: float | None = None) -> None:
         """The stanza exists (the repo host creates it once the cluster has a primary) and `check` passes."""
-        wait_for(lambda: self.run("check", timeout=60).ok, within=within or TIMEOUTS.backup,
-                 what=f"pgBackRest stanza {self.stanza} created and `check` passing", every=2)
+        wait_for(
+            lambda: self.run("check", timeout=60).ok,
+            within=within or TIMEOUTS.backup,
+            what=f"pgBackRest stanza {self.stanza} created and `check` passing",
+            every=2,
+        )
 
     # -- operations
     def check(self) -> Result:
@@ -166,14 +181,20 @@ class Repository:
         """Names (24 hex digits) of the WAL segments of one timeline present in the archive."""
         archive_id = self.info()["archive"][-1]["id"]
         r = self.run("repo-ls", "--recurse", f"archive/{self.stanza}/{archive_id}", "--log-level-console=off")
-        names = {m.group(0)[:24] for m in (WAL_NAME.match(p.rsplit("/", 1)[-1]) for p in r.output.split())
-                 if m and int(m.group(1), 16) == timeline}
+        names = {
+            m.group(0)[:24]
+            for m in (WAL_NAME.match(p.rsplit("/", 1)[-1]) for p in r.output.split())
+            if m and int(m.group(1), 16) == timeline
+        }
         return sorted(names)
 
     def backup_files(self, label: str) -> list[tuple[str, int]]:
         """(path inside the repository volume, size) of one backup's data files, largest first."""
-        code, out = _exec(self.container, f"find {REPO_PATH}/backup/{self.stanza}/{label}/pg_data -type f "
-                          "-printf '%s %p\\n' | sort -rn | head -20", timeout=30)
+        code, out = _exec(
+            self.container,
+            f"find {REPO_PATH}/backup/{self.stanza}/{label}/pg_data -type f -printf '%s %p\\n' | sort -rn | head -20",
+            timeout=30,
+        )
         if code != 0:
             raise TopologyError(f"cannot list files of backup {label}: {out.strip()[:200]}")
         return [(p, int(s)) for s, p in (line.split(" ", 1) for line in out.strip().splitlines())]
@@ -192,8 +213,9 @@ class Repository:
 
     # -- restores
     @contextlib.contextmanager
-    def scratch(self, *, target: tuple[str, str] | None = None, set_label: str | None = None,
-                keep: bool = False) -> Iterator["ScratchRestore"]:
+    def scratch(
+        self, *, target: tuple[str, str] | None = None, set_label: str | None = None, keep: bool = False
+    ) -> Iterator[ScratchRestore]:
         """A throwaway container restored from the repository, archive off, started and promoted.
 
         target: None (end of the archive), ("name", restore_point), ("time", "2026-...+00"), ("immediate", "")."""
@@ -221,8 +243,10 @@ def segment_number(name: str, segment_bytes: int) -> int:
 def segment_range(first: str, last: str, segment_bytes: int) -> list[str]:
     """Every WAL segment name from `first` to `last` on first's timeline."""
     per_log = 0x100000000 // segment_bytes
-    return [f"{first[:8]}{n // per_log:08X}{n % per_log:08X}"
-            for n in range(segment_number(first, segment_bytes), segment_number(last, segment_bytes) + 1)]
+    return [
+        f"{first[:8]}{n // per_log:08X}{n % per_log:08X}"
+        for n in range(segment_number(first, segment_bytes), segment_number(last, segment_bytes) + 1)
+    ]
 
 
 def _verify_findings(output: str) -> bool:
@@ -245,8 +269,9 @@ def _read_bytes(c, path: str, offset: int, length: int) -> bytes:
 
 def _write_bytes(c, path: str, offset: int, data: bytes) -> None:
     escaped = "".join(f"\\{b:03o}" for b in data)
-    code, out = _exec(c, f"printf '{escaped}' | dd of={shlex.quote(path)} bs=1 seek={offset} conv=notrunc "
-                         "status=none", timeout=30)
+    code, out = _exec(
+        c, f"printf '{escaped}' | dd of={shlex.quote(path)} bs=1 seek={offset} conv=notrunc status=none", timeout=30
+    )
     if code != 0:
         raise TopologyError(f"cannot write {path}: {out.strip()[:200]}")
 
@@ -275,14 +300,23 @@ class ScratchRestore:
     def create(self) -> None:
         client = self.repo.client
         with contextlib.suppress(docker.errors.NotFound):
-            client.containers.get(SCRATCH_NAME).remove(force=True)   # a leftover of an interrupted run
-        networking = client.api.create_networking_config({NETWORK: client.api.create_endpoint_config(
-            ipv4_address=f"{ip_prefix()}.{SCRATCH_IP_SUFFIX}", aliases=[SCRATCH_HOST])})
+            client.containers.get(SCRATCH_NAME).remove(force=True)  # a leftover of an interrupted run
+        networking = client.api.create_networking_config(
+            {
+                NETWORK: client.api.create_endpoint_config(
+                    ipv4_address=f"{ip_prefix()}.{SCRATCH_IP_SUFFIX}", aliases=[SCRATCH_HOST]
+                )
+            }
+        )
         cid = client.api.create_container(
-            IMAGE, command=["sleep", "infinity"], name=SCRATCH_NAME, hostname=SCRATCH_HOST,
-            labels={MANAGED_LABEL: "true", STACK_LABEL: "patroni", "io.dpg-chaos.role": "dr-scratch"},
+            IMAGE,
+            command=["sleep", "infinity"],
+            name=SCRATCH_NAME,
+            hostname=SCRATCH_HOST,
+            labels={**creation_labels("patroni"), "io.dpg-chaos.role": "dr-scratch"},
             host_config=client.api.create_host_config(mem_limit="384m", shm_size=128 * 1024 * 1024),
-            networking_config=networking)["Id"]
+            networking_config=networking,
+        )["Id"]
         client.api.start(cid)
         self.c = client.containers.get(cid)
         self.sh("dpg-pgbackrest-conf client")
@@ -299,13 +333,18 @@ class ScratchRestore:
         """Start PostgreSQL on the restored data and wait until recovery ended (promoted); returns the seconds."""
         started = time.monotonic()
         # Patroni's postgresql.conf came with the backup: keep it, but never archive and listen locally only
-        self.sh(f"pg_ctl -D {PGDATA} -l /tmp/pg.log -w -t {int(TIMEOUTS.restore)} -o "
-                "\"-c listen_addresses='' -c archive_mode=off -c hot_standby=on -c port=5432\" start")
+        self.sh(
+            f"pg_ctl -D {PGDATA} -l /tmp/pg.log -w -t {int(TIMEOUTS.restore)} -o "
+            "\"-c listen_addresses='' -c archive_mode=off -c hot_standby=on -c port=5432\" start"
+        )
         deadline = started + TIMEOUTS.restore
-        while time.monotonic() < deadline:   # bounded; a server that died in recovery fails at once, with its log
+        while time.monotonic() < deadline:  # bounded; a server that died in recovery fails at once, with its log
             if self.sh(f"pg_ctl -D {PGDATA} status", check=False).code != 0:
                 raise BackupError("PostgreSQL on the scratch restore stopped during recovery", 1, self.log())
-            if self.sh("psql -X -At -d postgres -c 'SELECT NOT pg_is_in_recovery()'", check=False).output.strip() == "t":
+            if (
+                self.sh("psql -X -At -d postgres -c 'SELECT NOT pg_is_in_recovery()'", check=False).output.strip()
+                == "t"
+            ):
                 return time.monotonic() - started
             time.sleep(1)
         raise BackupError(f"scratch restore still recovering after {TIMEOUTS.restore:.0f}s", 1, self.log())
@@ -316,9 +355,11 @@ class ScratchRestore:
 
     def dump_into(self, table: str, *, host: str = "haproxy", port: int = 5000) -> Result:
         """Copy one table from the restored copy into the live cluster (pg_dump | psql through HAProxy)."""
-        inner = (f"set -o pipefail; pg_dump --no-owner --no-privileges -t {shlex.quote(table)} {DB_NAME} | "
-                 f"PGPASSWORD={shlex.quote(DB_PASSWORD)} psql -X -q -v ON_ERROR_STOP=1 -h {host} -p {port} "
-                 f"-U {DB_USER} -d {DB_NAME}")
+        inner = (
+            f"set -o pipefail; pg_dump --no-owner --no-privileges -t {shlex.quote(table)} {DB_NAME} | "
+            f"PGPASSWORD={shlex.quote(DB_PASSWORD)} psql -X -q -v ON_ERROR_STOP=1 -h {host} -p {port} "
+            f"-U {DB_USER} -d {DB_NAME}"
+        )
         return self.sh(f"bash -c {shlex.quote(inner)}", timeout=300)
 
     def log(self) -> str:

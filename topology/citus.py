@@ -5,12 +5,13 @@ balance, node activity, per-table fingerprints, the co-located join, reference-t
 timed queries that report how they failed, and a coordinator -> worker route through the fault proxy
 (pg_dist_poolinfo: Citus's own per-node connection override, meant for a pooler in front of a worker).
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import psycopg
 
@@ -22,16 +23,23 @@ WORKERS = CITUS_NODES[1:]
 DISTRIBUTED = ("distributed.users", "distributed.events")
 REFERENCE = ("distributed.countries", "distributed.regions")
 #: primary key of each seeded table: the fingerprint orders rows by it
-KEYS = {"distributed.users": "id", "distributed.events": "user_id, id", "distributed.countries": "id",
-        "distributed.regions": "id"}
+KEYS = {
+    "distributed.users": "id",
+    "distributed.events": "user_id, id",
+    "distributed.countries": "id",
+    "distributed.regions": "id",
+}
 #: the co-located join users x events, grouped so the result is small and order-stable
-COLOCATED_JOIN = ("SELECT u.country_id, count(*), sum(e.id), count(DISTINCT u.id) FROM distributed.users u "
-                  "JOIN distributed.events e ON e.user_id = u.id GROUP BY u.country_id ORDER BY u.country_id")
+COLOCATED_JOIN = (
+    "SELECT u.country_id, count(*), sum(e.id), count(DISTINCT u.id) FROM distributed.users u "
+    "JOIN distributed.events e ON e.user_id = u.id GROUP BY u.country_id ORDER BY u.country_id"
+)
 
 
 @dataclass(frozen=True)
 class Attempt:
     """One timed query: ok with its rows, or failed with the server's first error line."""
+
     what: str
     ok: bool
     ms: float
@@ -49,8 +57,9 @@ class Node:
     shouldhaveshards: bool
 
 
-def connect(node: str = COORDINATOR, *, statement_timeout_ms: int | None = None,
-            connect_timeout: int = 5) -> psycopg.Connection:
+def connect(
+    node: str = COORDINATOR, *, statement_timeout_ms: int | None = None, connect_timeout: int = 5
+) -> psycopg.Connection:
     """An autocommit session on a node's published port (127.0.0.1)."""
     conn = psycopg.connect(**endpoints.citus(node).conninfo(connect_timeout=connect_timeout), autocommit=True)
     if statement_timeout_ms is not None:
@@ -69,8 +78,9 @@ def timed(conn: psycopg.Connection, sql: str, params: tuple = (), *, what: str =
         return Attempt(what or sql, False, (time.monotonic() - t0) * 1000, error=first)
 
 
-def timed_fresh(node: str, sql: str, params: tuple = (), *, what: str = "",
-                statement_timeout_ms: int | None = None) -> Attempt:
+def timed_fresh(
+    node: str, sql: str, params: tuple = (), *, what: str = "", statement_timeout_ms: int | None = None
+) -> Attempt:
     """`timed` on a new session: no connection the coordinator cached to a worker before a fault is reused,
     so what is measured is what a new client sees (connection setup to the worker included)."""
     t0 = time.monotonic()
@@ -96,14 +106,22 @@ class CitusCluster:
     # --- configuration and nodes -------------------------------------------------------------------------
     def setting_ms(self, name: str, node: str | None = None) -> int:
         """A time setting as the node runs it, in ms (e.g. citus.node_connection_timeout)."""
-        (value,), = self._rows("SELECT setting::int * CASE unit WHEN 's' THEN 1000 WHEN 'min' THEN 60000 "
-                               "ELSE 1 END FROM pg_settings WHERE name = %s", (name,), node)
+        ((value,),) = self._rows(
+            "SELECT setting::int * CASE unit WHEN 's' THEN 1000 WHEN 'min' THEN 60000 "
+            "ELSE 1 END FROM pg_settings WHERE name = %s",
+            (name,),
+            node,
+        )
         return int(value)
 
     def nodes(self) -> list[Node]:
-        return [Node(*r) for r in self._rows(
-            "SELECT nodeid, nodename, nodeport, groupid, isactive, shouldhaveshards FROM pg_dist_node "
-            "WHERE noderole = 'primary' ORDER BY groupid")]
+        return [
+            Node(*r)
+            for r in self._rows(
+                "SELECT nodeid, nodename, nodeport, groupid, isactive, shouldhaveshards FROM pg_dist_node "
+                "WHERE noderole = 'primary' ORDER BY groupid"
+            )
+        ]
 
     def node_id(self, name: str) -> int:
         found = [n.nodeid for n in self.nodes() if n.name == name]
@@ -112,33 +130,38 @@ class CitusCluster:
         return found[0]
 
     def version(self) -> str:
-        (v,), = self._rows("SELECT citus_version()")
+        ((v,),) = self._rows("SELECT citus_version()")
         return v
 
     # --- shards ----------------------------------------------------------------------------------------
     def placements(self, table: str = "distributed.users") -> dict[str, int]:
         """Worker -> number of the table's shard placements on it (the balance)."""
-        return dict(self._rows(
-            "SELECT p.nodename, count(*) FROM pg_dist_shard s JOIN pg_dist_placement pl USING (shardid) "
-            "JOIN pg_dist_node p USING (groupid) WHERE s.logicalrelid = %s::regclass GROUP BY p.nodename "
-            "ORDER BY p.nodename", (table,)))
+        return dict(
+            self._rows(
+                "SELECT p.nodename, count(*) FROM pg_dist_shard s JOIN pg_dist_placement pl USING (shardid) "
+                "JOIN pg_dist_node p USING (groupid) WHERE s.logicalrelid = %s::regclass GROUP BY p.nodename "
+                "ORDER BY p.nodename",
+                (table,),
+            )
+        )
 
     def shard_count(self, table: str = "distributed.users") -> int:
-        (n,), = self._rows("SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = %s::regclass", (table,))
+        ((n,),) = self._rows("SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = %s::regclass", (table,))
         return n
 
     def colocation_splits(self) -> int:
         """users/events shard pairs (same hash range) placed on different nodes: 0 when co-location holds."""
-        (n,), = self._rows(
+        ((n,),) = self._rows(
             "SELECT count(*) FROM pg_dist_shard su JOIN pg_dist_shard se ON se.shardminvalue = su.shardminvalue "
             "AND se.logicalrelid = 'distributed.events'::regclass "
             "JOIN pg_dist_placement pu ON pu.shardid = su.shardid JOIN pg_dist_placement pe ON pe.shardid = se.shardid "
-            "WHERE su.logicalrelid = 'distributed.users'::regclass AND pu.groupid <> pe.groupid")
+            "WHERE su.logicalrelid = 'distributed.users'::regclass AND pu.groupid <> pe.groupid"
+        )
         return n
 
     def rebalance_moves(self) -> int:
         """Shard moves Citus itself would plan to balance distributed.users (0 = balanced in its eyes)."""
-        (n,), = self._rows("SELECT count(*) FROM get_rebalance_table_shards_plan('distributed.users')")
+        ((n,),) = self._rows("SELECT count(*) FROM get_rebalance_table_shards_plan('distributed.users')")
         return n
 
     def keys_by_worker(self, per_worker: int = 20, among: int = 500) -> dict[str, list[int]]:
@@ -146,7 +169,9 @@ class CitusCluster:
         rows = self._rows(
             "SELECT i, p.nodename FROM generate_series(1, %s) i "
             "JOIN pg_dist_placement pl ON pl.shardid = get_shard_id_for_distribution_column('distributed.users', i) "
-            "JOIN pg_dist_node p USING (groupid) ORDER BY i", (among,))
+            "JOIN pg_dist_node p USING (groupid) ORDER BY i",
+            (among,),
+        )
         out: dict[str, list[int]] = {w: [] for w in WORKERS}
         for key, worker in rows:
             if worker in out and len(out[worker]) < per_worker:
@@ -159,9 +184,9 @@ class CitusCluster:
         was lost, added or changed."""
         out = {}
         for table in DISTRIBUTED + REFERENCE:
-            (n, digest), = self._rows(
-                f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY {KEYS[table]}), '')) "
-                f"FROM {table} t")
+            ((n, digest),) = self._rows(
+                f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY {KEYS[table]}), '')) FROM {table} t"
+            )
             out[table] = (n, digest)
         return out
 
@@ -170,21 +195,33 @@ class CitusCluster:
 
     def reference_reads(self) -> dict[str, dict[str, int]]:
         """Node -> reference table -> row count, each read through that node itself."""
-        return {node: {t: self._rows(f"SELECT count(*) FROM {t}", node=node)[0][0] for t in REFERENCE}
-                for node in CITUS_NODES}
+        return {
+            node: {t: self._rows(f"SELECT count(*) FROM {t}", node=node)[0][0] for t in REFERENCE}
+            for node in CITUS_NODES
+        }
 
     def snapshot(self) -> dict:
         """Everything a scenario compares before and after a fault."""
-        return {"fingerprints": self.fingerprints(), "colocated_join": self.colocated_join(),
-                "placements": self.placements(), "shards": self.shard_count(),
-                "colocation_splits": self.colocation_splits(), "reference_reads": self.reference_reads()}
+        return {
+            "fingerprints": self.fingerprints(),
+            "colocated_join": self.colocated_join(),
+            "placements": self.placements(),
+            "shards": self.shard_count(),
+            "colocation_splits": self.colocation_splits(),
+            "reference_reads": self.reference_reads(),
+        }
 
     # --- the worker's clients, as the worker sees them ----------------------------------------------------
     def peers_of(self, worker: str) -> list[str]:
         """Client addresses of the sessions on `worker` (who reaches it, and through what)."""
-        return [r[0] for r in self._rows(
-            "SELECT DISTINCT host(client_addr) FROM pg_stat_activity WHERE client_addr IS NOT NULL "
-            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()", node=worker)]
+        return [
+            r[0]
+            for r in self._rows(
+                "SELECT DISTINCT host(client_addr) FROM pg_stat_activity WHERE client_addr IS NOT NULL "
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                node=worker,
+            )
+        ]
 
     # --- routing through the fault proxy ---------------------------------------------------------------
     @contextmanager
@@ -195,8 +232,9 @@ class CitusCluster:
         nodeid = self.node_id(worker)
         with connect(self.coordinator) as conn:
             conn.execute("DELETE FROM pg_dist_poolinfo WHERE nodeid = %s", (nodeid,))
-            conn.execute("INSERT INTO pg_dist_poolinfo (nodeid, poolinfo) VALUES (%s, %s)",
-                         (nodeid, f"host={host} port={port}"))
+            conn.execute(
+                "INSERT INTO pg_dist_poolinfo (nodeid, poolinfo) VALUES (%s, %s)", (nodeid, f"host={host} port={port}")
+            )
         try:
             yield
         finally:

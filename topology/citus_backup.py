@@ -20,15 +20,16 @@ backup in, appends restore_command / recovery_target_name / recovery_target_acti
 postgresql.auto.conf, creates recovery.signal and gives everything back to `postgres` (by name: uid 999 in
 the official image, Debian's uid in a local build). The node is then started and recovers by itself.
 """
+
 from __future__ import annotations
 
 import contextlib
 import re
 import shlex
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator
 
 import docker
 import docker.errors
@@ -36,11 +37,12 @@ import psycopg
 
 from .citus import connect
 from .errors import TopologyError
-from .names import CITUS_NODES, MANAGED_LABEL, STACK_LABEL, container
+from .names import CITUS_NODES, container
+from .ownership import creation_labels
 from .timeouts import TIMEOUTS
 from .waiting import wait_for
 
-BACKUP_MOUNT = "/backup"            # the `citus-backup` volume in every Citus node (compose/citus.yml)
+BACKUP_MOUNT = "/backup"  # the `citus-backup` volume in every Citus node (compose/citus.yml)
 HELPER_NAME = "dpg-dr-citus-restore"
 RECOVERY_SETTINGS = ("restore_command", "recovery_target_name", "recovery_target_action")
 #: what PostgreSQL logs when recovery stops at a named restore point
@@ -62,8 +64,8 @@ class BaseBackup:
 @dataclass(frozen=True)
 class Archived:
     node: str
-    segment: str        # the segment holding everything written up to the switch
-    seconds: float      # until it was in /backup/<node>/wal
+    segment: str  # the segment holding everything written up to the switch
+    seconds: float  # until it was in /backup/<node>/wal
 
 
 def query(node: str, sql: str, params: tuple = ()):
@@ -111,8 +113,10 @@ class CitusBackups:
         for m in self.container(node).attrs.get("Mounts", []):
             if m.get("Destination") == destination and m.get("Type") == "volume":
                 return m["Name"]
-        raise CitusBackupError(f"{container(node)} has no volume at {destination}: compose/citus.yml must mount "
-                               "the data directory and the `citus-backup` volume (see its header)")
+        raise CitusBackupError(
+            f"{container(node)} has no volume at {destination}: compose/citus.yml must mount "
+            "the data directory and the `citus-backup` volume (see its header)"
+        )
 
     def log_since(self, node: str, since: float) -> str:
         return self.container(node).logs(since=int(since), stdout=True, stderr=True).decode(errors="replace")
@@ -122,15 +126,19 @@ class CitusBackups:
         """A clean per-node directory on the backup volume, owned by postgres: archiving starts copying now."""
         for node in self.nodes:
             d = self._dir(node)
-            self.sh(node, f"rm -rf {d} && mkdir -p {d}/wal && chown -R postgres:postgres {d} && chmod 700 {d}",
-                    user="root")
+            self.sh(
+                node, f"rm -rf {d} && mkdir -p {d}/wal && chown -R postgres:postgres {d} && chmod 700 {d}", user="root"
+            )
 
     def base_backup(self, node: str) -> BaseBackup:
         """pg_basebackup of the node by itself (local socket, WAL streamed into the copy, fast checkpoint)."""
         d = self._dir(node)
         started = time.monotonic()
-        self.sh(node, f"rm -rf {d}/base && pg_basebackup -D {d}/base -X stream -c fast --no-password "
-                      f"-l dpg-dr-{node}", timeout=TIMEOUTS.backup)
+        self.sh(
+            node,
+            f"rm -rf {d}/base && pg_basebackup -D {d}/base -X stream -c fast --no-password -l dpg-dr-{node}",
+            timeout=TIMEOUTS.backup,
+        )
         size = int(self.sh(node, f"du -sb {d}/base | cut -f1").strip() or 0)
         return BaseBackup(node, round(time.monotonic() - started, 2), size)
 
@@ -148,8 +156,12 @@ class CitusBackups:
             started = time.monotonic()
             segment = query(node, "SELECT pg_walfile_name(pg_switch_wal())")
             path = f"{self._dir(node)}/wal/{segment}"
-            wait_for(lambda: self.container(node).exec_run(["test", "-f", path]).exit_code == 0,
-                     within=TIMEOUTS.backup, what=f"{node}: WAL segment {segment} archived to {path}", every=0.5)
+            wait_for(
+                lambda node=node, path=path: self.container(node).exec_run(["test", "-f", path]).exit_code == 0,
+                within=TIMEOUTS.backup,
+                what=f"{node}: WAL segment {segment} archived to {path}",
+                every=0.5,
+            )
             out.append(Archived(node, segment, round(time.monotonic() - started, 2)))
         return out
 
@@ -187,19 +199,27 @@ class CitusBackups:
             data_dir = self._data_dir.get(node) or "/var/lib/postgresql/data"
             volumes[self._volume(node, data_dir)] = {"bind": f"/restore/{node}", "mode": "rw"}
             d, base, wal = f"/restore/{node}", f"{self._dir(node)}/base", f"{self._dir(node)}/wal"
-            settings = [f"restore_command = 'cp {wal}/%f %p'", f"recovery_target_name = '{target}'",
-                        "recovery_target_action = 'promote'"]
-            script += [f"test -s {base}/PG_VERSION || {{ echo 'no base backup of {node}'; exit 3; }}",
-                       f"find {d} -mindepth 1 -delete",
-                       f"cp -a {base}/. {d}/",
-                       "printf '%s\\n' " + " ".join(shlex.quote(s) for s in settings) + f" >> {d}/postgresql.auto.conf",
-                       f"touch {d}/recovery.signal",
-                       f"chown -R postgres:postgres {d}", f"chmod 700 {d}"]
+            settings = [
+                f"restore_command = 'cp {wal}/%f %p'",
+                f"recovery_target_name = '{target}'",
+                "recovery_target_action = 'promote'",
+            ]
+            script += [
+                f"test -s {base}/PG_VERSION || {{ echo 'no base backup of {node}'; exit 3; }}",
+                f"find {d} -mindepth 1 -delete",
+                f"cp -a {base}/. {d}/",
+                "printf '%s\\n' " + " ".join(shlex.quote(s) for s in settings) + f" >> {d}/postgresql.auto.conf",
+                f"touch {d}/recovery.signal",
+                f"chown -R postgres:postgres {d}",
+                f"chmod 700 {d}",
+            ]
         started = time.monotonic()
         code, out = self._run_helper("\n".join(script), volumes, timeout=TIMEOUTS.restore)
         if code != 0:
-            raise CitusBackupError(f"replacing the data directories of {', '.join(nodes)} failed (exit {code}): "
-                                   + " | ".join(out.strip().splitlines()[-4:]))
+            raise CitusBackupError(
+                f"replacing the data directories of {', '.join(nodes)} failed (exit {code}): "
+                + " | ".join(out.strip().splitlines()[-4:])
+            )
         return round(time.monotonic() - started, 2)
 
     def start(self, nodes: tuple[str, ...] | None = None) -> None:
@@ -222,9 +242,10 @@ class CitusBackups:
                 c.reload()
                 if c.status == "exited":
                     log = c.logs(tail=15).decode(errors="replace")
-                    raise CitusBackupError(f"{container(node)} stopped during recovery (exit "
-                                           f"{c.attrs['State'].get('ExitCode')}): "
-                                           + " | ".join(log.strip().splitlines()[-6:]))
+                    raise CitusBackupError(
+                        f"{container(node)} stopped during recovery (exit "
+                        f"{c.attrs['State'].get('ExitCode')}): " + " | ".join(log.strip().splitlines()[-6:])
+                    )
                 try:
                     if query(node, "SELECT NOT pg_is_in_recovery()"):
                         done[node] = round(time.monotonic() - started, 2)
@@ -251,9 +272,15 @@ class CitusBackups:
         removed afterwards; its exit code and output."""
         self._remove_helper()
         helper = self.client.containers.create(
-            self.container(self.nodes[0]).attrs["Image"], entrypoint=["sh", "-c"], command=[script], user="root",
-            name=HELPER_NAME, network_mode="none", volumes=volumes,
-            labels={MANAGED_LABEL: "true", STACK_LABEL: "citus", "io.dpg-chaos.role": "dr-citus-restore"})
+            self.container(self.nodes[0]).attrs["Image"],
+            entrypoint=["sh", "-c"],
+            command=[script],
+            user="root",
+            name=HELPER_NAME,
+            network_mode="none",
+            volumes=volumes,
+            labels={**creation_labels("citus"), "io.dpg-chaos.role": "dr-citus-restore"},
+        )
         try:
             helper.start()
             code = helper.wait(timeout=timeout).get("StatusCode", -1)
@@ -274,8 +301,11 @@ class CitusBackups:
         if running:
             self.sh(running[0], f"rm -rf {dirs}", user="root", timeout=120)
             return
-        self._run_helper(f"rm -rf {dirs}", {self._volume(self.nodes[0], BACKUP_MOUNT): {"bind": BACKUP_MOUNT,
-                                                                                     "mode": "rw"}}, timeout=120)
+        self._run_helper(
+            f"rm -rf {dirs}",
+            {self._volume(self.nodes[0], BACKUP_MOUNT): {"bind": BACKUP_MOUNT, "mode": "rw"}},
+            timeout=120,
+        )
 
     def leftovers(self) -> list[str]:
         """What of the drill is still there (should be nothing after cleanup)."""

@@ -1,4 +1,5 @@
 """Run docker compose for one stack: `docker compose` (v2 plugin) when present, else `docker-compose` (v1)."""
+
 from __future__ import annotations
 
 import functools
@@ -21,11 +22,12 @@ def compose_command() -> tuple[str, ...]:
     raise TopologyError("neither `docker compose` nor `docker-compose` is installed")
 
 
-def run(stack: Stack, *args: str, env: dict[str, str] | None = None, check: bool = True,
-        capture: bool = True) -> subprocess.CompletedProcess:
+def run(
+    stack: Stack, *args: str, env: dict[str, str] | None = None, check: bool = True, capture: bool = True
+) -> subprocess.CompletedProcess:
     cmd = [*compose_command(), "-p", stack.project, "-f", str(stack.compose_file), *args]
     proc = subprocess.run(cmd, capture_output=capture, text=True, env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout or "").strip().splitlines()
-        raise TopologyError(f"{' '.join(cmd[-len(args) - 4:])} failed: {' | '.join(detail[-3:])}")
+        raise TopologyError(f"{' '.join(cmd[-len(args) - 4 :])} failed: {' | '.join(detail[-3:])}")
     return proc

@@ -1,102 +1,125 @@
-"""Entry points a client can use to reach the DPG databases, as libpq connection parameters on 127.0.0.1."""
+"""Entry points a client can use to reach the DPG databases, as libpq connection parameters.
+
+Every address comes from the deployment under test (`topology.inventory.current()`): 127.0.0.1 and the
+DPG_PORT_* ports for the embedded topology, the inventory's host:port entries under --target.
+"""
+
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, field
 
-from .stacks import port
-from .names import DB_NAME, DB_PASSWORD, DB_USER, ETCD_MEMBERS, PATRONI_NODES, RO_PASSWORD, RO_USER, SUPERUSER_PASSWORD
-
-
+from .inventory import HostPort, current
 
 
 @dataclass(frozen=True)
 class Endpoint:
     """A named way in (HAProxy, Traefik, PgBouncer, libpq multi-host, a node directly) and the stack it needs."""
+
     name: str
     stack: str
     host: str
-    port: str                      # may be a comma list for libpq multi-host
-    user: str = DB_USER
-    password: str = DB_PASSWORD
-    dbname: str = DB_NAME
+    port: str  # may be a comma list for libpq multi-host
+    user: str = ""
+    password: str = field(default="", repr=False)  # never in a repr, a log line or an attachment
+    dbname: str = ""
     extra: tuple[tuple[str, str], ...] = ()
 
     def conninfo(self, connect_timeout: int = 2, **overrides: str) -> dict[str, str]:
-        params = {"host": self.host, "port": self.port, "user": self.user, "password": self.password,
-                  "dbname": self.dbname, "connect_timeout": str(connect_timeout),
-                  "application_name": f"dpg-chaos:{self.name}", **dict(self.extra)}
+        params = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "dbname": self.dbname,
+            "connect_timeout": str(connect_timeout),
+            "application_name": f"dpg-chaos:{self.name}",
+            **dict(self.extra),
+        }
         params.update(overrides)
         return params
 
 
+def _ep(name: str, stack: str, hp: HostPort | str, *, login: str = "app", **kw) -> Endpoint:
+    inv = current()
+    cred = inv.login(login)
+    host, port = (hp.host, str(hp.port)) if isinstance(hp, HostPort) else hp.split(":", 1)
+    return Endpoint(name, stack, host, port, cred.user, cred.password.reveal(), inv.database, **kw)
+
+
 def node_port(node: str) -> int:
-    i = PATRONI_NODES.index(node) + 1
-    return port(f"DPG_PORT_PATRONI_{i}")
-
-
-def node_api_port(node: str) -> int:
-    i = PATRONI_NODES.index(node) + 1
-    return port(f"DPG_PORT_PATRONI_{i}_API")
+    return current().member(node).postgres.port
 
 
 def patroni_api(node: str) -> str:
-    return f"http://127.0.0.1:{node_api_port(node)}"
+    """A Patroni member's REST API base URL as the harness reaches it."""
+    return current().member(node).api
 
 
 def etcd_api(member: str) -> str:
-    """An etcd member's client URL as published on 127.0.0.1 (v3 JSON gateway, /health)."""
-    i = ETCD_MEMBERS.index(member) + 1
-    return f"http://127.0.0.1:{port(f'DPG_PORT_ETCD_{i}')}"
+    """An etcd member's client URL as the harness reaches it (v3 JSON gateway, /health)."""
+    return current().etcd_member(member).client_url
 
 
 def haproxy() -> Endpoint:
-    return Endpoint("haproxy", "patroni", "127.0.0.1", str(port("DPG_PORT_HAPROXY_RW")))
+    return _ep("haproxy", "patroni", current().endpoint("haproxy_rw"))
 
 
 def haproxy_ro() -> Endpoint:
-    return Endpoint("haproxy-ro", "patroni", "127.0.0.1", str(port("DPG_PORT_HAPROXY_RO")),
-                    user=RO_USER, password=RO_PASSWORD)
+    return _ep("haproxy-ro", "patroni", current().endpoint("haproxy_ro"), login="readonly")
 
 
 def traefik() -> Endpoint:
-    return Endpoint("traefik", "traefik", "127.0.0.1", str(port("DPG_PORT_TRAEFIK_RW")))
+    return _ep("traefik", "traefik", current().endpoint("traefik_rw"))
 
 
 def traefik_ro() -> Endpoint:
-    return Endpoint("traefik-ro", "traefik", "127.0.0.1", str(port("DPG_PORT_TRAEFIK_RO")),
-                    user=RO_USER, password=RO_PASSWORD)
+    return _ep("traefik-ro", "traefik", current().endpoint("traefik_ro"), login="readonly")
 
 
 def traefik_citus() -> Endpoint:
-    return Endpoint("traefik-citus", "traefik", "127.0.0.1", str(port("DPG_PORT_TRAEFIK_CITUS")))
+    return _ep("traefik-citus", "traefik", current().endpoint("traefik_citus"))
 
 
 def pgbouncer() -> Endpoint:
-    return Endpoint("pgbouncer", "pgbouncer", "127.0.0.1", str(port("DPG_PORT_PGBOUNCER")))
+    return _ep("pgbouncer", "pgbouncer", current().endpoint("pgbouncer"))
 
 
 def multihost() -> Endpoint:
     """libpq multi-host: the client itself finds the read-write node (no router in the path)."""
-    ports = ",".join(str(node_port(n)) for n in PATRONI_NODES)
-    return Endpoint("multihost", "patroni", ",".join(["127.0.0.1"] * len(PATRONI_NODES)), ports,
-                    extra=(("target_session_attrs", "read-write"),))
+    members = current().patroni
+    return _ep(
+        "multihost",
+        "patroni",
+        ",".join(m.postgres.host for m in members) + ":" + ",".join(str(m.postgres.port) for m in members),
+        extra=(("target_session_attrs", "read-write"),),
+    )
 
 
 def node(name: str, *, superuser: bool = False) -> Endpoint:
-    if superuser:
-        return Endpoint(f"direct:{name}", "patroni", "127.0.0.1", str(node_port(name)), user="postgres",
-                        password=SUPERUSER_PASSWORD)
-    return Endpoint(f"direct:{name}", "patroni", "127.0.0.1", str(node_port(name)))
+    return _ep(f"direct:{name}", "patroni", current().member(name).postgres, login="superuser" if superuser else "app")
 
 
 def vector() -> Endpoint:
-    return Endpoint("vector", "vector", "127.0.0.1", str(port("DPG_PORT_VECTOR")))
+    return _ep("vector", "vector", current().endpoint("vector"))
 
 
 def citus(node_name: str = "citus-coordinator") -> Endpoint:
-    env = {"citus-coordinator": "DPG_PORT_CITUS_COORDINATOR", "citus-worker-1": "DPG_PORT_CITUS_WORKER_1",
-           "citus-worker-2": "DPG_PORT_CITUS_WORKER_2"}[node_name]
-    return Endpoint(node_name, "citus", "127.0.0.1", str(port(env)))
+    inv = current()
+    if node_name == "citus-coordinator":
+        return _ep(node_name, "citus", inv.endpoint("citus_coordinator"))
+    workers = dict(zip(("citus-worker-1", "citus-worker-2"), inv.citus_workers, strict=False))
+    return _ep(node_name, "citus", workers[node_name])
+
+
+def url(key: str) -> str:
+    """An HTTP endpoint of the deployment (haproxy_stats, traefik_api, prometheus, toxiproxy, grafana)."""
+    return current().url(key)
+
+
+def hostport(key: str) -> HostPort:
+    """A TCP endpoint of the deployment by inventory key (redis, pgbouncer, ...)."""
+    return current().endpoint(key)
 
 
 #: The entry points every failover scenario writes through.
@@ -108,7 +131,5 @@ def close_quietly(conn) -> None:
     """Close a connection that may be broken already (a fault's victim): an error on close tells nothing."""
     if conn is None:
         return
-    try:
+    with contextlib.suppress(Exception):
         conn.close()
-    except Exception:  # noqa: BLE001
-        pass

@@ -1,4 +1,5 @@
 """One error type for bad input and unusable environments: the CLI prints it as one line and exits 2."""
+
 import os
 
 

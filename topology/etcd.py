@@ -7,6 +7,7 @@
   what is polled while a fault runs: a `docker exec` costs dockerd, containerd, runc and an etcdctl start,
   and five a second (the leader watcher) took CPU from the very failover being measured on 2 cores.
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,7 +19,9 @@ import docker
 import requests
 
 from . import endpoints
-from .names import ETCD_MEMBERS, PATRONI_NODES, container
+from .errors import TopologyError
+from .inventory import engines
+from .names import ETCD_MEMBERS, PATRONI_NODES
 
 ETCD_CLIENT_PORT = 2379
 _ESTABLISHED = "01"
@@ -29,9 +32,9 @@ class EtcdMember:
     name: str
     running: bool
     member_id: int | None
-    leader_id: int | None     # the raft leader this member believes in (0/None: none)
+    leader_id: int | None  # the raft leader this member believes in (0/None: none)
     raft_term: int | None
-    healthy: bool             # a linearizable read succeeded: this member is part of a quorum
+    healthy: bool  # a linearizable read succeeded: this member is part of a quorum
 
     @property
     def is_leader(self) -> bool:
@@ -49,7 +52,7 @@ class EtcdGateway:
     def __init__(self, *, timeout: float = 1.0):
         self.timeout = timeout
         self._local = threading.local()
-        self._answered = ETCD_MEMBERS[0]   # asked first next time: a cut-off member costs one timeout, once
+        self._answered = ETCD_MEMBERS[0]  # asked first next time: a cut-off member costs one timeout, once
 
     def _session(self) -> requests.Session:
         if not hasattr(self._local, "session"):
@@ -64,8 +67,7 @@ class EtcdGateway:
         body = {"key": base64.b64encode(key.encode()).decode()}
         for member in sorted(ETCD_MEMBERS, key=lambda m: m != self._answered):
             try:
-                r = self._session().post(endpoints.etcd_api(member) + "/v3/kv/range", json=body,
-                                         timeout=self.timeout)
+                r = self._session().post(endpoints.etcd_api(member) + "/v3/kv/range", json=body, timeout=self.timeout)
                 if r.status_code != 200:
                     continue
                 kvs = r.json().get("kvs") or []
@@ -97,27 +99,48 @@ class EtcdCluster:
 
     def _exec(self, member: str, *args: str) -> tuple[int, str]:
         try:
-            c = self.client.containers.get(container(member))
-        except docker.errors.NotFound:
+            c = engines().container(member)
+        except (docker.errors.NotFound, TopologyError):
             return 1, "no such container"
         if c.status != "running":
             return 1, c.status
-        res = c.exec_run(["etcdctl", f"--endpoints=http://127.0.0.1:{ETCD_CLIENT_PORT}",
-                          "--command-timeout=2s", "--dial-timeout=1s", *args], demux=True)
+        res = c.exec_run(
+            [
+                "etcdctl",
+                f"--endpoints=http://127.0.0.1:{ETCD_CLIENT_PORT}",
+                "--command-timeout=2s",
+                "--dial-timeout=1s",
+                *args,
+            ],
+            demux=True,
+        )
         out, err = res.output
         # stdout carries the answer; etcdctl logs retries on stderr (kept for the error case only)
-        return res.exit_code, (out or b"").decode(errors="replace") if res.exit_code == 0 else \
-            ((out or b"") + (err or b"")).decode(errors="replace")
+        return res.exit_code, (out or b"").decode(errors="replace") if res.exit_code == 0 else (
+            (out or b"") + (err or b"")
+        ).decode(errors="replace")
 
     def member(self, name: str) -> EtcdMember:
         rc, out = self._exec(name, "endpoint", "status", "-w", "json")
         if rc != 0:
-            return EtcdMember(name, running=out not in ("no such container", "exited"),
-                              member_id=None, leader_id=None, raft_term=None, healthy=False)
+            return EtcdMember(
+                name,
+                running=out not in ("no such container", "exited"),
+                member_id=None,
+                leader_id=None,
+                raft_term=None,
+                healthy=False,
+            )
         status = json.loads(out)[0]["Status"]
         healthy = self._exec(name, "endpoint", "health")[0] == 0
-        return EtcdMember(name, True, int(status["header"]["member_id"]), int(status.get("leader") or 0),
-                          int(status.get("raft_term") or 0), healthy)
+        return EtcdMember(
+            name,
+            True,
+            int(status["header"]["member_id"]),
+            int(status.get("leader") or 0),
+            int(status.get("raft_term") or 0),
+            healthy,
+        )
 
     def members(self) -> list[EtcdMember]:
         return [self.member(m) for m in ETCD_MEMBERS]
@@ -139,8 +162,8 @@ class EtcdCluster:
         out = {}
         for m in ETCD_MEMBERS:
             try:
-                nets = self.client.containers.get(container(m)).attrs["NetworkSettings"]["Networks"]
-            except docker.errors.NotFound:
+                nets = engines().container(m).attrs["NetworkSettings"]["Networks"]
+            except (docker.errors.NotFound, TopologyError):
                 continue
             for net in nets.values():
                 if net.get("IPAddress"):
@@ -153,7 +176,7 @@ class EtcdCluster:
         Read from the node's /proc/net/tcp (no tool needed in the image); with several, the most used."""
         if node not in PATRONI_NODES:
             raise ValueError(f"unknown Patroni node {node!r}")
-        res = self.client.containers.get(container(node)).exec_run(["cat", "/proc/net/tcp"])
+        res = engines().container(node).exec_run(["cat", "/proc/net/tcp"])
         counts: dict[str, int] = {}
         ips = self.ip_of()
         for line in res.output.decode().splitlines()[1:]:

@@ -3,22 +3,23 @@
 The same gates serve `topology up` (wait until green), the steady-state check before a fault, and the
 verification after heal (CloudNativePG's AssertClusterIsReady). Each problem is a readable sentence.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 import docker
 import psycopg
 import requests
 
 from . import endpoints
-from .names import PATRONI_NODES, container
+from .inventory import current, engines
+from .names import PATRONI_NODES
 from .patroni import PatroniCluster
 from .seed import VECTOR_ROWS
-from .stacks import port
 from .timeouts import TIMEOUTS
 from .waiting import wait_for
 
@@ -33,11 +34,11 @@ def query_one(ep: endpoints.Endpoint, sql: str, *, timeout: int = 3):
 
 def haproxy_backend(backend: str = "primary") -> dict[str, str]:
     """Server -> status (UP/DOWN/...) of an HAProxy backend, from the stats CSV."""
-    p = port("DPG_PORT_HAPROXY_STATS")
-    text = requests.get(f"http://127.0.0.1:{p}/;csv", timeout=2).text.lstrip("# ")
+    text = requests.get(endpoints.url("haproxy_stats"), timeout=2).text.lstrip("# ")
     rows = csv.DictReader(io.StringIO(text))
-    return {r["svname"]: r["status"] for r in rows
-            if r["pxname"] == backend and r["svname"] not in ("FRONTEND", "BACKEND")}
+    return {
+        r["svname"]: r["status"] for r in rows if r["pxname"] == backend and r["svname"] not in ("FRONTEND", "BACKEND")
+    }
 
 
 def patroni_problems(client: docker.DockerClient) -> list[str]:
@@ -47,7 +48,7 @@ def patroni_problems(client: docker.DockerClient) -> list[str]:
     problems += [f"etcd member {m} unhealthy" for m, ok in etcd.items() if not ok]
     leader = cluster.leader_in_dcs()
     if not leader:
-        return problems + ["no leader key in etcd"]
+        return [*problems, "no leader key in etcd"]
     members = cluster.members()
     leaders = [m.name for m in members if m.is_leader]
     if leaders != [leader]:
@@ -68,21 +69,20 @@ def patroni_problems(client: docker.DockerClient) -> list[str]:
 
 
 def pgbouncer_problems(client: docker.DockerClient) -> list[str]:
-    in_recovery, = query_one(endpoints.pgbouncer(), "SELECT pg_is_in_recovery()")
+    (in_recovery,) = query_one(endpoints.pgbouncer(), "SELECT pg_is_in_recovery()")
     return ["PgBouncer does not reach the primary"] if in_recovery else []
 
 
 def traefik_routers() -> list[dict]:
-    p = port("DPG_PORT_TRAEFIK_API")
-    return requests.get(f"http://127.0.0.1:{p}/api/tcp/routers", timeout=2).json()
+    return requests.get(endpoints.url("traefik_api") + "/api/tcp/routers", timeout=2).json()
 
 
 def traefik_problems(client: docker.DockerClient) -> list[str]:
     names = {r.get("name", "").split("@")[0] for r in traefik_routers()}
-    problems = [f"Traefik TCP router {r} missing from /api/tcp/routers" for r in EXPECTED_TCP_ROUTERS
-                if r not in names]
-    try:   # a missing router must still be named when routing through it fails too
-        in_recovery, = query_one(endpoints.traefik(), "SELECT pg_is_in_recovery()")
+    expected = () if current().is_target else EXPECTED_TCP_ROUTERS  # a target names its routers as it likes
+    problems = [f"Traefik TCP router {r} missing from /api/tcp/routers" for r in expected if r not in names]
+    try:  # a missing router must still be named when routing through it fails too
+        (in_recovery,) = query_one(endpoints.traefik(), "SELECT pg_is_in_recovery()")
         if in_recovery:
             problems.append("Traefik 5500 does not reach the primary")
     except psycopg.Error as exc:
@@ -91,31 +91,36 @@ def traefik_problems(client: docker.DockerClient) -> list[str]:
 
 
 def vector_problems(client: docker.DockerClient) -> list[str]:
-    n, = query_one(endpoints.vector(), "SELECT count(*) FROM embeddings")
+    if current().is_target:  # a target's vector DB holds its own data: answering is what the gate can ask
+        query_one(endpoints.vector(), "SELECT 1")
+        return []
+    (n,) = query_one(endpoints.vector(), "SELECT count(*) FROM embeddings")
     return [] if n == VECTOR_ROWS else [f"vector DB holds {n} embeddings, expected {VECTOR_ROWS}"]
 
 
 def redis_problems(client: docker.DockerClient) -> list[str]:
-    p = port("DPG_PORT_REDIS")
-    with socket.create_connection(("127.0.0.1", p), timeout=2) as s:
+    hp = endpoints.hostport("redis")
+    with socket.create_connection((hp.host, hp.port), timeout=2) as s:
         s.sendall(b"PING\r\n")
         reply = s.recv(64)
     return [] if reply.startswith(b"+PONG") else [f"Redis answered {reply!r} to PING"]
 
 
 def toxiproxy_problems(client: docker.DockerClient) -> list[str]:
-    p = port("DPG_PORT_TOXIPROXY")
-    r = requests.get(f"http://127.0.0.1:{p}/version", timeout=2)
+    r = requests.get(endpoints.url("toxiproxy") + "/version", timeout=2)
     return [] if r.ok else [f"fault proxy /version answered {r.status_code}"]
 
 
 def monitoring_problems(client: docker.DockerClient) -> list[str]:
-    p = port("DPG_PORT_PROMETHEUS")
-    targets = requests.get(f"http://127.0.0.1:{p}/api/v1/targets", timeout=3).json()["data"]["activeTargets"]
+    targets = requests.get(endpoints.url("prometheus") + "/api/v1/targets", timeout=3).json()["data"]["activeTargets"]
     if not targets:
         return ["Prometheus has no active targets yet"]
-    return [f"Prometheus target {t['labels'].get('job')}/{t['labels'].get('instance')} is {t['health']}"
-            f" ({t.get('lastError', '')[:60]})" for t in targets if t["health"] != "up"]
+    return [
+        f"Prometheus target {t['labels'].get('job')}/{t['labels'].get('instance')} is {t['health']}"
+        f" ({t.get('lastError', '')[:60]})"
+        for t in targets
+        if t["health"] != "up"
+    ]
 
 
 def citus_problems(client: docker.DockerClient) -> list[str]:
@@ -124,6 +129,7 @@ def citus_problems(client: docker.DockerClient) -> list[str]:
     reaches both workers returns the seeded row count."""
     from .citus import WORKERS, CitusCluster, connect
     from .seed import CITUS_SHARDS, CITUS_USERS
+
     problems = []
     for node in WORKERS:
         try:
@@ -131,33 +137,41 @@ def citus_problems(client: docker.DockerClient) -> list[str]:
                 conn.execute("SELECT 1")
         except psycopg.Error as exc:
             problems.append(f"{node} does not answer: {str(exc).strip().splitlines()[0][:80]}")
-    n, = query_one(endpoints.citus(), "SELECT count(*) FROM pg_dist_node WHERE noderole = 'primary' "
-                                       "AND isactive AND groupid > 0")
+    (n,) = query_one(
+        endpoints.citus(), "SELECT count(*) FROM pg_dist_node WHERE noderole = 'primary' AND isactive AND groupid > 0"
+    )
     if n != 2:
         problems.append(f"Citus sees {n} active workers, expected 2")
     cluster = CitusCluster()
     placed = cluster.placements()
     if sorted(placed) != sorted(WORKERS) or set(placed.values()) != {CITUS_SHARDS // len(WORKERS)}:
-        problems.append(f"distributed.users placements {placed}, expected {CITUS_SHARDS // len(WORKERS)} "
-                        f"on each of {', '.join(WORKERS)}")
+        problems.append(
+            f"distributed.users placements {placed}, expected {CITUS_SHARDS // len(WORKERS)} "
+            f"on each of {', '.join(WORKERS)}"
+        )
     if cluster.poolinfo():
         problems.append(f"pg_dist_poolinfo overrides left: {cluster.poolinfo()}")
-    users, = query_one(endpoints.citus(), "SELECT count(*) FROM distributed.users", timeout=10)
+    (users,) = query_one(endpoints.citus(), "SELECT count(*) FROM distributed.users", timeout=10)
     if users != CITUS_USERS:
         problems.append(f"distributed.users holds {users} rows, expected {CITUS_USERS}")
     return problems
 
 
 def grafana_problems(client: docker.DockerClient) -> list[str]:
-    p = port("DPG_PORT_GRAFANA")
-    r = requests.get(f"http://127.0.0.1:{p}/api/health", timeout=2)
+    r = requests.get(endpoints.url("grafana") + "/api/health", timeout=2)
     return [] if r.ok else [f"Grafana /api/health answered {r.status_code}"]
 
 
 GATES: dict[str, Callable[[docker.DockerClient], list[str]]] = {
-    "patroni": patroni_problems, "pgbouncer": pgbouncer_problems, "traefik": traefik_problems,
-    "vector": vector_problems, "redis": redis_problems, "toxiproxy": toxiproxy_problems,
-    "monitoring": monitoring_problems, "citus": citus_problems, "grafana": grafana_problems,
+    "patroni": patroni_problems,
+    "pgbouncer": pgbouncer_problems,
+    "traefik": traefik_problems,
+    "vector": vector_problems,
+    "redis": redis_problems,
+    "toxiproxy": toxiproxy_problems,
+    "monitoring": monitoring_problems,
+    "citus": citus_problems,
+    "grafana": grafana_problems,
 }
 
 
@@ -165,13 +179,19 @@ def problems(client: docker.DockerClient, stack: str) -> list[str]:
     """The problems of one stack; a failing probe is itself a problem (never an exception)."""
     try:
         return GATES[stack](client)
-    except Exception as exc:  # noqa: BLE001 - any probe failure is 'not healthy yet', reported as text
+    except Exception as exc:
         return [f"{stack}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"]
 
 
-def running_stacks(client: docker.DockerClient) -> list[str]:
-    from .names import MANAGED_LABEL, STACK_LABEL
-    seen = {c.labels.get(STACK_LABEL) for c in client.containers.list(filters={"label": f"{MANAGED_LABEL}=true"})}
+def running_stacks(client: docker.DockerClient | None = None) -> list[str]:
+    """The stacks there are to check: the running stacks of ours (embedded), or every stack a target describes."""
+    if not current().rebuildable:  # containers on other engines, or not ours: what the inventory describes
+        return [s for s in GATES if s in current().stacks()]
+    from .names import STACK_LABEL
+    from .ownership import managed_containers
+
+    running = [c for c in managed_containers(client or engines().client()) if c.status == "running"]
+    seen = {c.labels.get(STACK_LABEL) for c in running}
     return [s for s in GATES if s in seen]
 
 
@@ -196,12 +216,13 @@ class NotHealthy(Exception):
         return str(self)
 
 
-def assert_healthy(client: docker.DockerClient, stacks: list[str] | None = None, *, within: float | None = None) -> None:
+def assert_healthy(
+    client: docker.DockerClient, stacks: list[str] | None = None, *, within: float | None = None
+) -> None:
     """The one health gate: before a fault (steady state) and after heal (verification)."""
     wait_healthy(client, stacks, within=within)
 
 
 def service_log(client: docker.DockerClient, service: str, *, since: float) -> str:
     """A service's log lines since an epoch time (stdout and stderr), for checks that read what it reported."""
-    return client.containers.get(container(service)).logs(since=int(since), stdout=True, stderr=True).decode(
-        errors="replace")
+    return engines().container(service).logs(since=int(since), stdout=True, stderr=True).decode(errors="replace")

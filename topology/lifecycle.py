@@ -1,4 +1,5 @@
 """Bring stacks up and down, with preflight checks that fail in one clear sentence."""
+
 from __future__ import annotations
 
 import socket
@@ -9,9 +10,22 @@ import docker
 from . import compose, health, images, seed
 from .docker_env import ensure_network, ip_prefix, managed_containers, remove_everything
 from .errors import TopologyError
-from .names import NETWORK, STACK_LABEL
+from .inventory import current
+from .names import MANAGED_LABEL, NETWORK, RUN_LABEL, STACK_LABEL, container
+from .ownership import run_id
 from .stacks import Stack, named, resolve
 from .timeouts import TIMEOUTS
+
+
+def refuse_in_target_mode(what: str) -> None:
+    """The db role is a no-op against a target (Jepsen's --leave-db-running): nothing of it is started or rebuilt."""
+    inv = current()
+    if inv.is_target:
+        raise TopologyError(
+            f"target mode ({inv.name}, {inv.source}): this project does not {what} in a deployment it did not create"
+        )
+    if not inv.rebuildable:
+        raise TopologyError(f"{inv.name}: a multi-host deployment is started and removed as a whole (--hosts)")
 
 
 def say(msg: str) -> None:
@@ -27,12 +41,15 @@ def image_for(client: docker.DockerClient, stack: Stack) -> tuple[str | None, st
         return wanted, None
     if stack.fallback_image:
         return stack.fallback_image, None
-    return None, (f"{stack.name} skipped: image `{wanted}` not present locally (no registry reachable here); "
-                  f"load or build it and/or set {stack.upstream_env}")
+    return None, (
+        f"{stack.name} skipped: image `{wanted}` not present locally (no registry reachable here); "
+        f"`python -m topology pull` where a registry is reachable, or load/build it and/or set {stack.upstream_env}"
+    )
 
 
 def skip_reason(client: docker.DockerClient, name: str) -> str | None:
     from .stacks import STACKS
+
     return image_for(client, STACKS[name])[1]
 
 
@@ -52,12 +69,17 @@ def check_ports(client: docker.DockerClient, stack: Stack) -> None:
         return  # our own stack holds its ports; compose up -d is idempotent
     for env, port in stack.published_ports():
         if not _port_free(port):
-            raise TopologyError(f"port 127.0.0.1:{port} ({env}, stack {stack.name}) is already taken; "
-                                f"free it or set {env} to another port")
+            raise TopologyError(
+                f"port 127.0.0.1:{port} ({env}, stack {stack.name}) is already taken; "
+                f"free it or set {env} to another port"
+            )
 
 
 def compose_env(client: docker.DockerClient, stack: Stack) -> dict[str, str]:
-    env = {"DPG_IP_PREFIX": ip_prefix(), "DPG_NETWORK": NETWORK}
+    """The variables compose needs for a stack. DPG_RUN_ID is the run that created the stack's containers, if
+    they exist: a changed label would make `compose up` (a Reconfigured fault, a DR rebuild) recreate them all."""
+    existing = [c.labels.get(RUN_LABEL) for c in managed_containers(client, stack.name) if c.labels.get(RUN_LABEL)]
+    env = {"DPG_IP_PREFIX": ip_prefix(), "DPG_NETWORK": NETWORK, "DPG_RUN_ID": existing[0] if existing else run_id()}
     image, _ = image_for(client, stack)
     if image and stack.upstream_env:
         env[stack.upstream_env] = image
@@ -66,6 +88,7 @@ def compose_env(client: docker.DockerClient, stack: Stack) -> dict[str, str]:
 
 def up(names: list[str] | None = None, *, build: bool = True, wait: bool = True) -> dict[str, str]:
     """Start the named stacks (default: all) and wait on their health gates. Returns {stack: skip reason}."""
+    refuse_in_target_mode("start stacks")
     client = images.docker_client()
     stacks = resolve(names)
     skipped = {}
@@ -83,8 +106,9 @@ def up(names: list[str] | None = None, *, build: bool = True, wait: bool = True)
         roles = sorted({r for s in runnable for r in s.images})
         images.build(roles)
     else:
-        missing = [f"dpg/{r}:latest" for s in runnable for r in s.images
-                   if not images.image_present(client, f"dpg/{r}:latest")]
+        missing = [
+            f"dpg/{r}:latest" for s in runnable for r in s.images if not images.image_present(client, f"dpg/{r}:latest")
+        ]
         if missing:
             raise TopologyError(f"image(s) {', '.join(missing)} missing: run `python -m topology build`")
     ensure_network(client)
@@ -98,16 +122,23 @@ def up(names: list[str] | None = None, *, build: bool = True, wait: bool = True)
         elif wait:
             health.wait_healthy(client, [stack.name], within=TIMEOUTS.stack_up)
         say(f"{stack.name}: healthy in {time.monotonic() - t0:.1f}s")
-    say(f"up: {len(runnable)} stack(s) healthy in {time.monotonic() - started:.1f}s"
-        + (f"; skipped: {', '.join(skipped)}" if skipped else ""))
+    say(
+        f"up: {len(runnable)} stack(s) healthy in {time.monotonic() - started:.1f}s"
+        + (f"; skipped: {', '.join(skipped)}" if skipped else "")
+    )
     return skipped
 
 
 def _wait_seeded(client: docker.DockerClient, stack: Stack) -> None:
     """Stacks with seed data: wait for the server, seed idempotently, then run the real gate."""
     from .waiting import wait_for
-    wait_for(lambda: seed.SEEDERS[stack.name]() or True, within=TIMEOUTS.stack_up,
-             what=f"{stack.name} accepts the seed data", every=1)
+
+    wait_for(
+        lambda: seed.SEEDERS[stack.name]() or True,
+        within=TIMEOUTS.stack_up,
+        what=f"{stack.name} accepts the seed data",
+        every=1,
+    )
     health.wait_healthy(client, [stack.name], within=TIMEOUTS.stack_up)
 
 
@@ -121,7 +152,7 @@ def down(names: list[str] | None = None) -> list[str]:
         for c in managed_containers(client, stack.name):
             c.remove(force=True, v=True)
             removed.append(f"container {c.name}")
-        for v in client.volumes.list(filters={"label": [f"{STACK_LABEL}={stack.name}"]}):
+        for v in client.volumes.list(filters={"label": [f"{MANAGED_LABEL}=true", f"{STACK_LABEL}={stack.name}"]}):
             v.remove(force=True)
             removed.append(f"volume {v.name}")
     return removed
@@ -140,9 +171,10 @@ def status_rows(client: docker.DockerClient) -> list[tuple[str, str, str, str, s
     roles: dict[str, str] = {}
     try:
         from .patroni import PatroniCluster
+
         for m in PatroniCluster(client).members():
-            roles["dpg-" + m.name] = f"{m.role} ({m.state}, tl {m.timeline}, lag {m.lag})"
-    except Exception:  # noqa: BLE001 - status must print even when Patroni is down
+            roles[container(m.name)] = f"{m.role} ({m.state}, tl {m.timeline}, lag {m.lag})"
+    except Exception:
         pass
     rows = []
     for c in sorted(managed_containers(client), key=lambda c: (c.labels.get(STACK_LABEL, ""), c.name)):

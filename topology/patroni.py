@@ -1,4 +1,5 @@
 """Typed handle on the Patroni cluster. Leadership is read from the DCS (etcd), as Patroni's own tests do."""
+
 from __future__ import annotations
 
 import json
@@ -8,22 +9,36 @@ import docker
 import requests
 
 from . import endpoints
+from .errors import TopologyError
 from .etcd import EtcdGateway
-from .names import ETCD_MEMBERS, PATRONI_NODES, container
+from .inventory import current, engines
+from .names import ETCD_MEMBERS, PATRONI_NODES
 
-SCOPE = "dpg"
+SCOPE = "dpg"  # the embedded topology's; a target's scope and namespace come from its inventory
 LEADER_KEY = f"/service/{SCOPE}/leader"
 SYNC_KEY = f"/service/{SCOPE}/sync"
 MEMBERS_PREFIX = f"/service/{SCOPE}/members/"
 
 
+def dcs_keys() -> tuple[str, str, str]:
+    """(leader key, sync key, members prefix) of the deployment under test."""
+    inv = current()
+    base = f"{inv.patroni_namespace}/{inv.patroni_scope}"
+    return f"{base}/leader", f"{base}/sync", f"{base}/members/"
+
+
+#: Dynamic-config key the image's patched Patroni reads as the leader race's member-probe timeout (ms); absent =
+#: Patroni's own 2 s (compose/images/postgres/Dockerfile). Written per experiment by chaos.experiments.cluster_settings.
+PROBE_KEY = "dpg_member_probe_timeout_ms"
+
+
 @dataclass(frozen=True)
 class Member:
     name: str
-    role: str            # leader | replica | sync_standby | ...
-    state: str           # running | streaming | stopped | ...
+    role: str  # leader | replica | sync_standby | ...
+    state: str  # running | streaming | stopped | ...
     timeline: int | None
-    lag: int | None      # bytes behind the leader (None if unknown)
+    lag: int | None  # bytes behind the leader (None if unknown)
 
     @property
     def is_leader(self) -> bool:
@@ -41,7 +56,8 @@ class PatroniCluster:
     def leader_in_dcs(self, *, strict: bool = False) -> str | None:
         """The holder of the leader key, read from etcd (any member with a quorum); None when there is none.
         strict: raise EtcdUnavailable when etcd does not answer, instead of reading that as 'no leader'."""
-        return (self.etcd.read(LEADER_KEY) if strict else self.etcd.get(LEADER_KEY)) or None
+        key = dcs_keys()[0]
+        return (self.etcd.read(key) if strict else self.etcd.get(key)) or None
 
     def sync_standbys_in_dcs(self) -> list[str]:
         """The standbys the leader has *recorded* in the /sync key as synchronous.
@@ -49,7 +65,7 @@ class PatroniCluster:
         Only these may be promoted in synchronous mode. The REST API may report a `sync_standby` role as soon as
         synchronous_standby_names names it, before Patroni has written the key (a second DCS round trip, ~1-2 s
         later); a leader lost in between leaves no candidate at all, and nobody is promoted (seen once)."""
-        data = self._json_in_dcs(SYNC_KEY)
+        data = self._json_in_dcs(dcs_keys()[1])
         if data is None or data.get("leader") != self.leader_in_dcs():
             return []
         names = data.get("sync_standby") or ""
@@ -60,7 +76,7 @@ class PatroniCluster:
 
         'promoted' lasts from `pg_ctl promote` until Patroni has seen the promotion finish and touched the key
         again (1-2 s here). A node whose rewind check reads the leader in that window skips the check."""
-        data = self._json_in_dcs(MEMBERS_PREFIX + node)
+        data = self._json_in_dcs(dcs_keys()[2] + node)
         return None if data is None else data.get("role")
 
     def _json_in_dcs(self, key: str) -> dict | None:
@@ -102,8 +118,15 @@ class PatroniCluster:
         out = []
         for m in data.get("members", []):
             lag = m.get("lag")
-            out.append(Member(m["name"], m.get("role", "?"), m.get("state", "?"), m.get("timeline"),
-                              lag if isinstance(lag, int) else None))
+            out.append(
+                Member(
+                    m["name"],
+                    m.get("role", "?"),
+                    m.get("state", "?"),
+                    m.get("timeline"),
+                    lag if isinstance(lag, int) else None,
+                )
+            )
         return out
 
     def leader(self) -> str | None:
@@ -120,15 +143,30 @@ class PatroniCluster:
         """`patronictl list` output from a running node, for evidence attachments."""
         for node in PATRONI_NODES:
             try:
-                c = self.client.containers.get(container(node))
+                c = engines().container(node)
                 if c.status != "running":
                     continue
                 res = c.exec_run(["patronictl", "-c", "/etc/patroni/patroni.yml", "list"])
                 if res.exit_code == 0:
                     return res.output.decode()
-            except (docker.errors.NotFound, docker.errors.APIError):
+            except (docker.errors.NotFound, docker.errors.APIError, TopologyError):
                 continue
         try:
             return json.dumps(self.cluster_json(), indent=2)
         except ConnectionError as exc:
             return f"(no node answered: {exc})"
+
+
+def patroni_node_of_ip() -> dict[str, str]:
+    """Patroni member by each address its container has (what `inet_server_addr()` reports to a client), and by its
+    own name (what a node of this project's image reports: `dpg.node_name`, chaos.clients.probes.SERVER_ID)."""
+    out: dict[str, str] = {n: n for n in PATRONI_NODES}
+    for node in PATRONI_NODES:
+        try:
+            nets = (engines().container(node).attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        except (docker.errors.DockerException, TopologyError):
+            continue
+        for net in nets.values():
+            if net.get("IPAddress"):
+                out[net["IPAddress"]] = node
+    return out

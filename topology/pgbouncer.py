@@ -1,5 +1,6 @@
 """PgBouncer as the suite sees it: its configured limits (read from the file the container mounts) and its
 admin console (SHOW POOLS / CLIENTS), so tests assert what *this* configuration promises."""
+
 from __future__ import annotations
 
 import configparser
@@ -46,7 +47,7 @@ def show(what: str) -> list[dict]:
     with admin_console() as conn, conn.cursor() as cur:
         cur.execute(f"SHOW {what}")
         cols = [d.name for d in cur.description]
-        return [dict(zip(cols, row)) for row in cur.fetchall()]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
 
 def pool(database: str = "distributed_postgres_cluster") -> dict:

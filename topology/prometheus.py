@@ -2,6 +2,7 @@
 
 Shared by the fault suites (an alert must fire during a fault and resolve after heal) and the health gate.
 """
+
 from __future__ import annotations
 
 import requests

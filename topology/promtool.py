@@ -5,6 +5,7 @@ runs them (no host install, no registry). The container has no network, mounts i
 removed afterwards; it carries the project label (and the one-shot label: never restarted) so a killed
 run's leftover is reaped like any other.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -15,11 +16,11 @@ import docker.errors
 
 from . import images
 from .errors import TopologyError
-from .names import MANAGED_LABEL
-
-#: chaos.registry.ONESHOT_LABEL: `chaos heal` never restarts such a leftover; `topology down` removes it
-ONESHOT_LABEL = "io.dpg-chaos.oneshot"
+from .ownership import creation_labels
 from .stacks import COMPOSE_DIR
+
+#: chaos.faults.heal.ONESHOT_LABEL: `chaos heal` never restarts such a leftover; `topology down` removes it
+ONESHOT_LABEL = "io.dpg-chaos.oneshot"
 
 IMAGE = "dpg/prometheus:latest"
 CONFIG_DIR = COMPOSE_DIR / "config" / "prometheus"
@@ -50,10 +51,17 @@ def run_script(script: str, mounts: dict[Path, str], *, client=None) -> Result:
     client = client or images.docker_client()
     volumes = {str(Path(src).resolve()): {"bind": dst, "mode": "ro"} for src, dst in mounts.items()}
     try:
-        c = client.containers.run(IMAGE, ["-c", script], entrypoint="/bin/sh", network_disabled=True,
-                                  volumes=volumes, labels={MANAGED_LABEL: "true", ONESHOT_LABEL: "true"},
-                                  working_dir="/",
-                                  user="root", detach=True)
+        c = client.containers.run(
+            IMAGE,
+            ["-c", script],
+            entrypoint="/bin/sh",
+            network_disabled=True,
+            volumes=volumes,
+            labels={**creation_labels(), ONESHOT_LABEL: "true"},
+            working_dir="/",
+            user="root",
+            detach=True,
+        )
     except docker.errors.ImageNotFound:
         raise TopologyError(missing_reason(client) or f"{IMAGE} not found") from None
     try:
@@ -71,6 +79,8 @@ def promtool(*args: str, mounts: dict[Path, str], client=None) -> Result:
 
 def config_mounts(config_dir: Path = CONFIG_DIR) -> dict[Path, str]:
     """The layout compose/monitoring.yml gives Prometheus, plus the rule unit tests next to the rules."""
-    return {config_dir / "prometheus.yml": "/etc/prometheus/prometheus.yml",
-            config_dir / "rules": "/etc/prometheus/rules",
-            config_dir / "tests": "/etc/prometheus/tests"}
+    return {
+        config_dir / "prometheus.yml": "/etc/prometheus/prometheus.yml",
+        config_dir / "rules": "/etc/prometheus/rules",
+        config_dir / "tests": "/etc/prometheus/tests",
+    }

@@ -2,10 +2,11 @@
 that dials one upstream, so Toxic/ProxyDisabled faults can act on exactly that link.
 
 Created and removed with toxiproxy-python; a route left by a killed run is replaced, not reused."""
+
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import requests
 

@@ -6,16 +6,17 @@ user of the index would notice. The recall arithmetic is pure (unit-tested in su
 only fetches the two result lists, and checks the plans, because a planner that silently stops using the
 index would make recall a meaningless 1.0.
 """
+
 from __future__ import annotations
 
 import math
 import os
 import statistics
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import psycopg
 import yaml
@@ -36,6 +37,7 @@ TIE_EPS = 1e-9
 
 
 # ------------------------------------------------------------------ pure parts (suites/unit/test_vector_recall.py)
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -72,8 +74,7 @@ def mean_recall(pairs: Sequence[tuple[Sequence[Hit], Sequence[Hit]]], k: int) ->
 
 def query_vectors(n: int, dim: int = VECTOR_DIM) -> list[list[float]]:
     """Deterministic query vectors (another sine family than the seed's, so queries are not stored rows)."""
-    return [[math.sin(q * 0.71 + d * 2.303 + (q % 13) * d * 0.029) for d in range(1, dim + 1)]
-            for q in range(1, n + 1)]
+    return [[math.sin(q * 0.71 + d * 2.303 + (q % 13) * d * 0.029) for d in range(1, dim + 1)] for q in range(1, n + 1)]
 
 
 def literal(vec: Sequence[float]) -> str:
@@ -91,6 +92,7 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 # ------------------------------------------------------------------------------------------------ config
 
+
 @dataclass(frozen=True)
 class Bound:
     value: float
@@ -100,8 +102,11 @@ class Bound:
 def min_recall() -> Bound:
     """recall@10 floor: env DPG_VECTOR_MIN_RECALL, else `min_recall_at_10` of suites/vector/vector.yaml."""
     env = os.environ.get("DPG_VECTOR_MIN_RECALL")
-    raw, source = (env, "env DPG_VECTOR_MIN_RECALL") if env else (_config().get("min_recall_at_10"),
-                                                                    f"{CONFIG_FILE.name}: min_recall_at_10")
+    raw, source = (
+        (env, "env DPG_VECTOR_MIN_RECALL")
+        if env
+        else (_config().get("min_recall_at_10"), f"{CONFIG_FILE.name}: min_recall_at_10")
+    )
     try:
         value = float(raw)
     except (TypeError, ValueError):
@@ -139,7 +144,7 @@ def session(*, ef_search: int | None = None, exact: bool = False, timeout: int =
         conn.execute("SET statement_timeout = '30s'")
         if ef_search is not None:
             conn.execute(f"SET hnsw.ef_search = {int(ef_search)}")
-        if exact:   # no index paths at all: a sequential scan computes every distance
+        if exact:  # no index paths at all: a sequential scan computes every distance
             conn.execute("SET enable_indexscan = off")
             conn.execute("SET enable_bitmapscan = off")
             conn.execute("SET enable_indexonlyscan = off")
@@ -163,7 +168,7 @@ class RecallReport:
     queries: int
     k: int
     ef_search: int | None
-    worst: float              # the lowest single-query recall
+    worst: float  # the lowest single-query recall
     hnsw_plan: str
     exact_plan: str
 
@@ -198,9 +203,13 @@ def fingerprint() -> Fingerprint:
         conn.execute("SET statement_timeout = '60s'")
         rows, digest = conn.execute(
             "SELECT count(*), md5(string_agg(id::text || ':' || label || ':' || embedding::text, ',' ORDER BY id)) "
-            "FROM embeddings").fetchone()
-        valid = conn.execute("SELECT i.indisvalid AND i.indisready FROM pg_index i "
-                             "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s", (INDEX,)).fetchone()
+            "FROM embeddings"
+        ).fetchone()
+        valid = conn.execute(
+            "SELECT i.indisvalid AND i.indisready FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
+            (INDEX,),
+        ).fetchone()
     return Fingerprint(int(rows), str(digest), bool(valid and valid[0]))
 
 
@@ -231,6 +240,7 @@ def postmaster_started_at() -> float:
 
 # ------------------------------------------------------------------------------------------------ timing
 
+
 @dataclass(frozen=True)
 class LatencySummary:
     mode: str
@@ -242,8 +252,9 @@ class LatencySummary:
     ops_per_s: float
 
 
-def time_searches(mode: str, n: int, *, k: int = 10, ef_search: int | None = None,
-                  max_seconds: float = 120.0) -> LatencySummary:
+def time_searches(
+    mode: str, n: int, *, k: int = 10, ef_search: int | None = None, max_seconds: float = 120.0
+) -> LatencySummary:
     """Run up to `n` searches one after another on one connection (bounded by `max_seconds` too) and time each
     round trip on the client: what an application on this host would see, network and parsing included."""
     if n <= 0:
@@ -251,7 +262,7 @@ def time_searches(mode: str, n: int, *, k: int = 10, ef_search: int | None = Non
     vecs = query_vectors(min(n, 500))
     samples: list[float] = []
     with session(ef_search=ef_search, exact=(mode == "exact")) as conn:
-        search(conn, vecs[0], k)                       # warm the connection and the plan
+        search(conn, vecs[0], k)  # warm the connection and the plan
         started = time.perf_counter()
         deadline = started + max_seconds
         for i in range(n):
@@ -261,10 +272,36 @@ def time_searches(mode: str, n: int, *, k: int = 10, ef_search: int | None = Non
             if time.perf_counter() > deadline:
                 break
         elapsed = time.perf_counter() - started
-    return LatencySummary(mode, len(samples), percentile(samples, 50), percentile(samples, 95),
-                          percentile(samples, 99), max(samples), len(samples) / elapsed)
+    return LatencySummary(
+        mode,
+        len(samples),
+        percentile(samples, 50),
+        percentile(samples, 95),
+        percentile(samples, 99),
+        max(samples),
+        len(samples) / elapsed,
+    )
 
 
-__all__ = ["CONTAINER", "INDEX", "PIDFILE", "VECTOR_ROWS", "Hit", "recall_at_k", "mean_recall", "query_vectors",
-           "min_recall", "claimed_search_ms", "measure_recall", "RecallReport", "fingerprint", "Fingerprint",
-           "accepts_queries", "postmaster_started_at", "rebuild_index", "time_searches", "LatencySummary", "percentile"]
+__all__ = [
+    "CONTAINER",
+    "INDEX",
+    "PIDFILE",
+    "VECTOR_ROWS",
+    "Fingerprint",
+    "Hit",
+    "LatencySummary",
+    "RecallReport",
+    "accepts_queries",
+    "claimed_search_ms",
+    "fingerprint",
+    "mean_recall",
+    "measure_recall",
+    "min_recall",
+    "percentile",
+    "postmaster_started_at",
+    "query_vectors",
+    "rebuild_index",
+    "recall_at_k",
+    "time_searches",
+]

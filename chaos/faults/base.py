@@ -14,6 +14,7 @@ A fault is a context manager (Jepsen's nemesis `invoke!`/`teardown!` in one obje
 * Every inject/heal is logged on `dpg.chaos` with a UTC timestamp, appended to `fault.events`,
   and marked on the optional `history` (anything with `.mark(action, target, detail="")`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,13 +23,12 @@ import signal as _signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Protocol, Union
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
-from topology.names import container as service_container
-
-from .. import registry
+from . import declared, journal, registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from docker import DockerClient
@@ -40,8 +40,9 @@ log = logging.getLogger("dpg.chaos")
 #: is mapped through `topology.names.container`) or a docker SDK `Container`.
 Target = Union[str, "Container"]
 
-#: Comment prefix carried by every iptables rule a fault adds; `reap_leftovers` finds rules by it.
-RULE_TAG = registry.RULE_TAG
+#: Comment prefix carried by every iptables rule a fault adds (`dpg-chaos:<fault-id>`); the reaper
+#: (`chaos.faults.heal`) finds rules by it.
+RULE_TAG = "dpg-chaos"
 
 #: Container states from which `docker start` brings a container back.
 STARTABLE = frozenset({"created", "exited", "dead"})
@@ -57,8 +58,9 @@ class FaultError(RuntimeError):
     """A fault could not be injected (bad target, missing tool in the container, API refused)."""
 
 
-class HealError(RuntimeError):
-    """One or more faults could not be healed; the message lists each fault and its error."""
+class FaultUnsupported(FaultError):
+    """The fault cannot run against this deployment at all (a tool or capability the target lacks, and no helper
+    container can stand in). Raised before anything is injected; a test that meets it is skipped with the reason."""
 
 
 @dataclass(frozen=True)
@@ -73,17 +75,17 @@ class FaultEvent:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 # --------------------------------------------------------------------------------------------- docker
 
 
-_client: "DockerClient | None" = None
+_client: DockerClient | None = None
 _client_lock = threading.Lock()
 
 
-def docker_client() -> "DockerClient":
+def docker_client() -> DockerClient:
     """The process-wide docker SDK client (`docker.from_env()`), created on first use."""
     global _client
     with _client_lock:
@@ -101,30 +103,45 @@ def target_name(target: Target) -> str:
     return getattr(target, "name", None) or str(target)
 
 
-def resolve(target: Target, client: "DockerClient | None" = None) -> "Container":
-    """A fresh `Container` for a target; a bare compose service name is mapped to `dpg-<service>`."""
+def resolve(target: Target, client: DockerClient | None = None, *, touch: bool = True) -> Container:
+    """A fresh `Container` for a target, from the Docker engine that runs it.
+
+    A string is a role of the deployment under test (`patroni-1`) or the name of one of its containers; either is
+    looked up in the inventory, which knows the engine. In the embedded topology a name the inventory does not list
+    (a testbed container of ours) is looked up on the local engine. Under --target nothing outside the inventory is
+    ever touched: such a name is a FaultError. `touch=False` for a container that is only looked at (a peer whose
+    address a rule names); a touched one must be covered by the running test's fault declaration."""
     from docker.errors import NotFound
 
-    client = client or docker_client()
+    from topology.errors import TopologyError
+    from topology.inventory import current, engines
+
     if not isinstance(target, str):
         try:
             target.reload()
             return target
         except NotFound as e:
             raise FaultError(f"container {target_name(target)!r} no longer exists") from e
+    inv = current()
     try:
-        return client.containers.get(target)
+        role = target if target in inv.roles else engines().role_of(target)
+        if role is not None:
+            if touch:
+                declared.check_role(role, target)
+            return engines().container(role)
+    except TopologyError as e:
+        raise FaultError(str(e)) from None
+    if inv.is_target:
+        raise FaultError(f"{target!r} is not a container of inventory {inv.name}: target mode never touches it")
+    if touch:
+        declared.check_role(None, target)
+    try:
+        return (client or docker_client()).containers.get(target)
     except NotFound:
-        mapped = service_container(target)
-        if mapped != target:
-            try:
-                return client.containers.get(mapped)
-            except NotFound:
-                pass
         raise FaultError(f"no container named {target!r}") from None
 
 
-def reload_or_none(c: "Container") -> "Container | None":
+def reload_or_none(c: Container) -> Container | None:
     """`c.reload()`; None when the container was removed meanwhile (nothing left to heal)."""
     from docker.errors import NotFound
 
@@ -135,8 +152,9 @@ def reload_or_none(c: "Container") -> "Container | None":
         return None
 
 
-def exec_root(c: "Container", cmd: list[str], *, check: bool = True, what: str = "",
-              expect=None, attempts: int = 5) -> tuple[int, str]:
+def exec_root(
+    c: Container, cmd: list[str], *, check: bool = True, what: str = "", expect=None, attempts: int = 5
+) -> tuple[int, str]:
     """Run `cmd` (argv list, no shell) as root inside `c`; raise FaultError with the output if it fails.
 
     Docker sometimes loses the output of a short-lived exec (observed: `iptables -S` returning b""
@@ -151,12 +169,12 @@ def exec_root(c: "Container", cmd: list[str], *, check: bool = True, what: str =
         log.debug("exec %s in %s: implausible output %r (attempt %d)", cmd, c.name, out, attempt + 1)
         time.sleep(0.05 * (attempt + 1))
     else:
-        raise FaultError(f"{what or 'command'} in {c.name} gave no plausible output after {attempts} "
-                         f"tries: {' '.join(cmd)}: exit {res.exit_code}: {out!r}")
-    if check and res.exit_code != 0:
         raise FaultError(
-            f"{what or 'command'} failed in {c.name} (exit {res.exit_code}): {' '.join(cmd)}: {out}"
+            f"{what or 'command'} in {c.name} gave no plausible output after {attempts} "
+            f"tries: {' '.join(cmd)}: exit {res.exit_code}: {out!r}"
         )
+    if check and res.exit_code != 0:
+        raise FaultError(f"{what or 'command'} failed in {c.name} (exit {res.exit_code}): {' '.join(cmd)}: {out}")
     return res.exit_code, out
 
 
@@ -221,17 +239,21 @@ class Fault:
     def __enter__(self):
         if self.active:
             raise RuntimeError(f"{self!r} is already active; create a new fault to inject it again")
+        kind = declared.check_kind(type(self))  # an undeclared fault is refused before anything happens
         registry.register(self)
+        journal.write("inject", self)  # before the side effect: a SIGKILL from here on leaves a pending record
         self.active = True
         self.healed = False
         self._event("inject", self.describe())
         try:
-            self.inject()
+            with declared.injecting(kind):
+                self.inject()
         except BaseException as e:
             self._event("inject-failed", f"{type(e).__name__}: {e}", level=logging.WARNING)
             self.__exit__(*sys.exc_info())
             raise
         self.injected = True
+        journal.write("injected", self)  # what inject learnt (an address, a previous value) for the reaper
         self._event("injected", self.injected_detail())
         return self
 
@@ -252,7 +274,14 @@ class Fault:
             raise
         if not self.healed:
             self.healed = True
+            journal.write("healed", self)
             self._event("heal", self.healed_detail())
+
+    def undo_record(self) -> dict[str, Any] | None:
+        """What `python -m chaos heal` needs to undo this fault from outside, if the run is killed while it is active
+        (chaos.faults.journal), from constructor arguments only (inject may not have run). None: nothing to undo
+        (a switchover, a killed process that its supervisor recovers)."""
+        return None
 
     def injected_detail(self) -> str:
         """Detail recorded once inject() succeeded (e.g. rules added, pid killed)."""

@@ -1,11 +1,13 @@
 """A misconfiguration as a fault: recreate one stack's containers with changed compose variables."""
+
 from __future__ import annotations
 
 from topology import compose, images
+from topology.inventory import current
 from topology.lifecycle import compose_env
 from topology.stacks import STACKS
 
-from .base import Fault
+from .base import Fault, FaultUnsupported
 
 
 class Reconfigured(Fault):
@@ -25,13 +27,26 @@ class Reconfigured(Fault):
     def targets(self) -> str:
         return self.stack.name
 
+    def undo_record(self) -> dict:
+        return {"stack": self.stack.name}
+
     def _up(self, overrides: dict[str, str]) -> None:
         client = images.docker_client()
         env = {**compose_env(client, self.stack), **overrides}
         compose.run(self.stack, "up", "-d", env=env)
 
     def inject(self) -> None:
+        inv = current()
+        if inv.is_target:
+            raise FaultUnsupported(
+                f"{self.describe()} recreates containers with compose: never done to a deployment this project did not "
+                "create (target mode)"
+            )
+        if not inv.rebuildable:
+            raise FaultUnsupported(f"{self.describe()}: recreating one stack across several hosts is not built (yet)")
         self._up(self.env)
 
     def heal(self) -> None:
-        self._up({})   # the variables as the user set them (or the compose defaults)
+        if not current().rebuildable:
+            return  # nothing was recreated
+        self._up({})  # the variables as the user set them (or the compose defaults)

@@ -1,4 +1,5 @@
 """Whole-container faults: kill, graceful stop, freeze (Jepsen's `kill`/`pause` packages)."""
+
 from __future__ import annotations
 
 import logging
@@ -68,6 +69,12 @@ class ContainerFault(Fault):
     def targets(self) -> str:
         return target_name(self.target)
 
+    #: how the reaper undoes this kind from outside: "start" (start it if it is down), "unpause", or None
+    undo_action: str | None = "start"
+
+    def undo_record(self) -> dict | None:
+        return {"containers": [target_name(self.target)], "action": self.undo_action} if self.undo_action else None
+
     def healed_detail(self) -> str:
         return f"{self.describe()}: {self._healed or self.nothing_done}"
 
@@ -75,8 +82,15 @@ class ContainerFault(Fault):
 class Killed(ContainerFault):
     """Kill the container's PID 1 with a signal (crash, no shutdown); heal starts it again if it is down."""
 
-    def __init__(self, container: Target, signal: str | int = "SIGKILL", restart: bool = True, *,
-                 timeout: float = 10.0, history=None) -> None:
+    def __init__(
+        self,
+        container: Target,
+        signal: str | int = "SIGKILL",
+        restart: bool = True,
+        *,
+        timeout: float = 10.0,
+        history=None,
+    ) -> None:
         super().__init__(container, history=history)
         self.signal = signal_name(signal)
         self.restart = restart
@@ -85,14 +99,15 @@ class Killed(ContainerFault):
     def describe(self) -> str:
         return f"Killed({target_name(self.target)}, {self.signal})"
 
+    def undo_record(self) -> dict | None:
+        return super().undo_record() if self.restart else None
+
     def inject(self) -> None:
         self._c = resolve(self.target)
         self._c.kill(signal=self.signal)
         # a non-KILL signal may take a moment to end PID 1; heal must not see a dying "running" container
-        if not wait_until(lambda: reload_or_none(self._c) is None or self._c.status != "running",
-                          within=self.timeout):
-            log.warning("%s: %s still running %ss after %s", self.id, self._c.name, self.timeout,
-                        self.signal)
+        if not wait_until(lambda: reload_or_none(self._c) is None or self._c.status != "running", within=self.timeout):
+            log.warning("%s: %s still running %ss after %s", self.id, self._c.name, self.timeout, self.signal)
 
     def heal(self) -> None:
         if self._c is None or not self.restart:
@@ -122,6 +137,8 @@ class Stopped(ContainerFault):
 
 class Paused(ContainerFault):
     """Freeze every process of the container (cgroup freezer, Jepsen hammer-time); heal unpauses it."""
+
+    undo_action = "unpause"
 
     def describe(self) -> str:
         return f"Paused({target_name(self.target)})"

@@ -3,28 +3,29 @@
 Every iptables rule added here carries `-m comment --comment dpg-chaos:<fault-id>`, so a fault heals
 exactly its own rules and `python -m chaos heal` finds what a killed run left behind.
 """
+
 from __future__ import annotations
 
 import ipaddress
 import shlex
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from topology.names import NETWORK
 
-from .. import registry
+from . import netns
+from . import rules as reaper
 from .base import (
     RULE_TAG,
     Fault,
     FaultError,
-    HealError,
+    FaultUnsupported,
     Target,
-    docker_client,
-    exec_root,
     names,
     reload_or_none,
     resolve,
     target_name,
 )
+from .registry import HealError
 
 
 def container_ips(c) -> list[str]:
@@ -37,11 +38,12 @@ def peer_ips(peer: Target) -> list[str]:
     """A peer given as an IP (or CIDR) stays as is; a container becomes its IPv4 addresses."""
     if isinstance(peer, str):
         try:
-            return [str(ipaddress.ip_network(peer, strict=False))] if "/" in peer else (
-                [str(ipaddress.ip_address(peer))])
+            return (
+                [str(ipaddress.ip_network(peer, strict=False))] if "/" in peer else ([str(ipaddress.ip_address(peer))])
+            )
         except ValueError:
             pass
-    c = resolve(peer)
+    c = resolve(peer, touch=False)  # only its address is read; the rules go into the isolated container
     ips = container_ips(c)
     if not ips:
         raise FaultError(f"peer {c.name} has no IPv4 address (not running or not on a network?)")
@@ -50,10 +52,10 @@ def peer_ips(peer: Target) -> list[str]:
 
 def network_neighbours(c) -> list[str]:
     """IPv4 addresses of every other container attached to the networks `c` is on."""
-    client = docker_client()
+    client = c.client  # the engine that runs c (a target's container may live on a remote one)
     ips: set[str] = set()
     own = set(container_ips(c))
-    for net_name in ((c.attrs.get("NetworkSettings") or {}).get("Networks") or {}):
+    for net_name in (c.attrs.get("NetworkSettings") or {}).get("Networks") or {}:
         try:
             net = client.networks.get(net_name)
         except Exception:  # host/none networks and the like
@@ -88,11 +90,13 @@ def add_rules(c, rules: list[list[str]], tag: str) -> None:
         return
     script = "set -e\n" + "\n".join(shlex.join(["iptables", "-w", "5", *r]) for r in rules)
     try:
-        exec_root(c, ["sh", "-c", script], what="adding iptables rules")
+        netns.run(c, ["sh", "-c", script], what="adding iptables rules")
+    except FaultUnsupported:
+        raise
     except FaultError as e:
         raise FaultError(f"{e} (the image needs iptables and the container cap_add NET_ADMIN)") from e
-    _, listing = registry.iptables_listing(c)
-    found = len(registry.tagged_rule_deletions(listing, tag))
+    _, listing = reaper.iptables_listing(c)
+    found = len(reaper.tagged_rule_deletions(listing, tag))
     if found != len(rules):
         raise FaultError(f"{c.name}: {found} of {len(rules)} iptables rules tagged {tag} in place")
 
@@ -105,7 +109,7 @@ def remove_rules(c, tag: str) -> list[str]:
         return []
     if c.status == "paused":
         raise HealError(f"{c.name} is paused: cannot remove iptables rules {tag} (unpause it first)")
-    return registry.delete_tagged_rules(c, tag)
+    return reaper.delete_tagged_rules(c, tag)
 
 
 def _ports(ports: int | Iterable[int] | None) -> tuple[int, ...] | None:
@@ -121,8 +125,14 @@ def _ports(ports: int | Iterable[int] | None) -> tuple[int, ...] | None:
 class Isolated(Fault):
     """Drop all traffic between a container and its peers (iptables in its netns); heal deletes those rules."""
 
-    def __init__(self, container: Target, from_: Sequence[Target] | None = None,
-                 ports: int | Iterable[int] | None = None, *, history=None) -> None:
+    def __init__(
+        self,
+        container: Target,
+        from_: Sequence[Target] | None = None,
+        ports: int | Iterable[int] | None = None,
+        *,
+        history=None,
+    ) -> None:
         super().__init__(history=history)
         self.target = container
         self.peers = list(from_) if from_ is not None else None  # None: every network neighbour
@@ -142,10 +152,7 @@ class Isolated(Fault):
 
     def inject(self) -> None:
         c = resolve(self.target)
-        if self.peers is None:
-            ips = network_neighbours(c)
-        else:
-            ips = sorted({ip for p in self.peers for ip in peer_ips(p)})
+        ips = network_neighbours(c) if self.peers is None else sorted({ip for p in self.peers for ip in peer_ips(p)})
         if not ips:
             raise FaultError(f"{self.describe()}: no peer address to isolate from")
         self.rules = drop_rules(ips, self.ports, self.tag)
@@ -155,6 +162,9 @@ class Isolated(Fault):
     def heal(self) -> None:
         if self._c is not None:
             self._removed = remove_rules(self._c, self.tag)
+
+    def undo_record(self) -> dict:
+        return {"containers": [target_name(self.target)], "tag": self.tag}
 
     def injected_detail(self) -> str:
         return f"{self.describe()}: {len(self.rules)} rules tagged {self.tag}"
@@ -166,8 +176,9 @@ class Isolated(Fault):
 class Partitioned(Fault):
     """Split containers into groups that cannot reach each other (iptables in each netns); heal deletes the rules."""
 
-    def __init__(self, groups: Sequence[Sequence[Target]], *, ports: int | Iterable[int] | None = None,
-                 history=None) -> None:
+    def __init__(
+        self, groups: Sequence[Sequence[Target]], *, ports: int | Iterable[int] | None = None, history=None
+    ) -> None:
         super().__init__(history=history)
         self.groups = [list(g) for g in groups]
         if len([g for g in self.groups if g]) < 2:
@@ -208,6 +219,9 @@ class Partitioned(Fault):
         if errors:
             raise HealError(f"{self.describe()}: " + "; ".join(errors))
 
+    def undo_record(self) -> dict:
+        return {"containers": [target_name(t) for g in self.groups for t in g], "tag": self.tag}
+
     def healed_detail(self) -> str:
         return f"{self.describe()}: removed {self._removed} rules tagged {self.tag}"
 
@@ -244,7 +258,7 @@ class Disconnected(Fault):
             "aliases": [a for a in (ep.get("Aliases") or []) if a not in short_ids] or None,
             "links": ep.get("Links") or None,
         }
-        self._net = docker_client().networks.get(ep.get("NetworkID") or self.network)
+        self._net = c.client.networks.get(ep.get("NetworkID") or self.network)
         self._c = c
         self._net.disconnect(c)
 
@@ -261,6 +275,9 @@ class Disconnected(Fault):
         kwargs = {k: v for k, v in self.endpoint.items() if v}
         self._net.connect(c, **kwargs)
         self._healed = f"reconnected with {kwargs}"
+
+    def undo_record(self) -> dict:
+        return {"container": target_name(self.target), "network": self.network, "endpoint": self.endpoint}
 
     def injected_detail(self) -> str:
         return f"{self.describe()}: was {self.endpoint}"

@@ -1,4 +1,5 @@
 """Kill one process inside a container (e.g. the postmaster under Patroni), not the container itself."""
+
 from __future__ import annotations
 
 import re
@@ -14,9 +15,17 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.@:+-]{1,15}$")  # pgrep -x matches the 15
 class ProcessKilled(Fault):
     """Signal one process found by pid file or name (the supervisor must recover it); heal is a no-op."""
 
-    def __init__(self, container: Target, pidfile: str | None = None, name: str | None = None,
-                 signal: str | int = "SIGKILL", *, restart: bool = False, settle: float = 10.0,
-                 history=None) -> None:
+    def __init__(
+        self,
+        container: Target,
+        pidfile: str | None = None,
+        name: str | None = None,
+        signal: str | int = "SIGKILL",
+        *,
+        restart: bool = False,
+        settle: float = 10.0,
+        history=None,
+    ) -> None:
         super().__init__(history=history)
         #: the process is the container's main one and nothing restarts it (plain postgres under dumb-init:
         #: the container exits with it): heal waits up to `settle` s for the container to stop, then starts it
@@ -45,13 +54,18 @@ class ProcessKilled(Fault):
     def _find_pid(self, c) -> int:
         if self.pidfile:
             # double quotes: $PGDATA etc. expand inside the container, nothing else does (_SAFE_PATH)
-            rc, out = exec_root(c, ["sh", "-c", f'head -n 1 -- "{self.pidfile}"'], check=False,
-                                expect=lambda rc, out: rc != 0 or bool(out))
+            rc, out = exec_root(
+                c,
+                ["sh", "-c", f'head -n 1 -- "{self.pidfile}"'],
+                check=False,
+                expect=lambda rc, out: rc != 0 or bool(out),
+            )
             if rc != 0:
                 raise FaultError(f"cannot read pid file {self.pidfile} in {c.name}: {out}")
         else:
-            rc, out = exec_root(c, ["pgrep", "-o", "-x", self.name], check=False,
-                                expect=lambda rc, out: rc != 0 or bool(out))
+            rc, out = exec_root(
+                c, ["pgrep", "-o", "-x", self.name], check=False, expect=lambda rc, out: rc != 0 or bool(out)
+            )
             if rc == 1:
                 raise FaultError(f"no process named {self.name!r} in {c.name}")
             if rc != 0:
@@ -64,8 +78,11 @@ class ProcessKilled(Fault):
     def inject(self) -> None:
         c = resolve(self.target)
         pid = self._find_pid(c)
-        exec_root(c, ["sh", "-c", 'kill -s "$1" "$2"', "kill", self.signal[3:], str(pid)],
-                  what=f"kill -s {self.signal[3:]} {pid}")
+        exec_root(
+            c,
+            ["sh", "-c", 'kill -s "$1" "$2"', "kill", self.signal[3:], str(pid)],
+            what=f"kill -s {self.signal[3:]} {pid}",
+        )
         self.pid = pid
 
     def heal(self) -> None:
@@ -79,6 +96,9 @@ class ProcessKilled(Fault):
         if c is not None:
             wait_until(lambda: reload_or_none(c) is None or c.status != "running", within=self.settle)
             self._restarted = ensure_running(c)
+
+    def undo_record(self) -> dict | None:
+        return {"containers": [target_name(self.target)], "action": "start"} if self.restart else None
 
     def injected_detail(self) -> str:
         return f"{self.describe()}: sent {self.signal} to pid {self.pid}"

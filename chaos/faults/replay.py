@@ -3,6 +3,7 @@
 
 Patroni resumes a paused replay by itself on its next HA loop (`handle_parameter_change`, PostgreSQL >= 14;
 measured: within 3 s) unless the cluster is in maintenance mode, so inject it inside `MaintenanceMode()`."""
+
 from __future__ import annotations
 
 import psycopg
@@ -27,9 +28,11 @@ class ReplayPaused(Fault):
     def targets(self) -> str:
         return self.node
 
+    def undo_record(self) -> dict:
+        return {"node": self.node}
+
     def _conn(self) -> psycopg.Connection:
-        return psycopg.connect(**endpoints.node(self.node, superuser=True).conninfo(connect_timeout=3),
-                               autocommit=True)
+        return psycopg.connect(**endpoints.node(self.node, superuser=True).conninfo(connect_timeout=3), autocommit=True)
 
     def inject(self) -> None:
         with self._conn() as conn:
@@ -45,9 +48,13 @@ class ReplayPaused(Fault):
 
         def resume() -> None:
             with self._conn() as conn:
-                in_recovery, = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                (in_recovery,) = conn.execute("SELECT pg_is_in_recovery()").fetchone()
                 if in_recovery and conn.execute("SELECT pg_is_wal_replay_paused()").fetchone()[0]:
                     conn.execute("SELECT pg_wal_replay_resume()")
 
-        Retrying(stop=stop_after_delay(30), wait=wait_fixed(1), reraise=True,
-                 retry=retry_if_exception_type(psycopg.OperationalError))(resume)
+        Retrying(
+            stop=stop_after_delay(30),
+            wait=wait_fixed(1),
+            reraise=True,
+            retry=retry_if_exception_type(psycopg.OperationalError),
+        )(resume)

@@ -1,4 +1,5 @@
 """Operator actions on a service container: config reload by signal, full restart."""
+
 from __future__ import annotations
 
 import time
@@ -12,8 +13,7 @@ class ServiceReloaded(ContainerFault):
 
     nothing_done = "still running"
 
-    def __init__(self, container: Target, signal: str | int = "SIGHUP", *, settle: float = 2.0,
-                 history=None) -> None:
+    def __init__(self, container: Target, signal: str | int = "SIGHUP", *, settle: float = 2.0, history=None) -> None:
         super().__init__(container, history=history)
         self.signal = signal_name(signal)
         #: a reload that crashes the service shows within this many seconds of the signal; a heal
@@ -34,8 +34,7 @@ class ServiceReloaded(ContainerFault):
             return
         left = self.settle - (time.monotonic() - self._sent_at)
         if left > 0:
-            wait_until(lambda: reload_or_none(self._c) is None or self._c.status != "running",
-                       within=left)
+            wait_until(lambda: reload_or_none(self._c) is None or self._c.status != "running", within=left)
         self._healed = ensure_running(self._c)
 
 

@@ -3,8 +3,10 @@
 Uses `toxiproxy-python` (`from toxiproxy import Toxiproxy`). That client keeps the API address in
 class attributes (`APIConsumer.host/port`), so every call first points it at this fault's `api`.
 """
+
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,9 +44,17 @@ def _proxy(api: str, name: str, *, required: bool):
 class Toxic(Fault):
     """Add a toxic (latency, reset_peer, ...) to a toxiproxy proxy; heal removes exactly that toxic."""
 
-    def __init__(self, proxy_name: str, type: str, attributes: dict[str, Any] | None = None,
-                 stream: str = "downstream", toxicity: float = 1.0,
-                 api: str = "http://127.0.0.1:8474", *, history=None) -> None:
+    def __init__(
+        self,
+        proxy_name: str,
+        type: str,
+        attributes: dict[str, Any] | None = None,
+        stream: str = "downstream",
+        toxicity: float = 1.0,
+        api: str = "http://127.0.0.1:8474",
+        *,
+        history=None,
+    ) -> None:
         super().__init__(history=history)
         if type not in TOXIC_TYPES:
             raise ValueError(f"unknown toxic type {type!r}; one of {', '.join(TOXIC_TYPES)}")
@@ -63,8 +73,10 @@ class Toxic(Fault):
 
     def describe(self) -> str:
         attrs = ",".join(f"{k}={v}" for k, v in sorted(self.attributes.items()))
-        return (f"Toxic({self.proxy_name}: {self.type} {self.stream}"
-                f"{' ' + attrs if attrs else ''}, toxicity={self.toxicity})")
+        return (
+            f"Toxic({self.proxy_name}: {self.type} {self.stream}"
+            f"{' ' + attrs if attrs else ''}, toxicity={self.toxicity})"
+        )
 
     def targets(self) -> str:
         return f"toxiproxy:{self.proxy_name}"
@@ -76,8 +88,13 @@ class Toxic(Fault):
             proxy = _proxy(self.api, self.proxy_name, required=True)
             self._added = True  # from here on heal must try to delete it, even if the POST fails late
             try:
-                proxy.add_toxic(name=self.toxic_name, type=self.type, stream=self.stream,
-                                toxicity=self.toxicity, attributes=self.attributes)
+                proxy.add_toxic(
+                    name=self.toxic_name,
+                    type=self.type,
+                    stream=self.stream,
+                    toxicity=self.toxicity,
+                    attributes=self.attributes,
+                )
             except (InvalidToxic, ProxyExists) as e:
                 raise FaultError(f"toxiproxy refused {self.describe()}: {e}") from e
 
@@ -90,10 +107,8 @@ class Toxic(Fault):
             proxy = _proxy(self.api, self.proxy_name, required=False)
             if proxy is None:
                 return  # proxy gone, toxic gone with it
-            try:
+            with contextlib.suppress(NotFound):
                 proxy.destroy_toxic(self.toxic_name)
-            except NotFound:
-                pass
 
 
 class ProxyDisabled(Fault):
@@ -125,7 +140,5 @@ class ProxyDisabled(Fault):
         with _api_lock:
             proxy = _proxy(self.api, self.proxy_name, required=False)
             if proxy is not None and not proxy.enabled:
-                try:
+                with contextlib.suppress(NotFound):
                     proxy.enable()
-                except NotFound:
-                    pass

@@ -3,6 +3,7 @@
 Run as `python _interrupt_victim.py <container-a> <container-b>`. The parent then sends SIGINT or
 SIGTERM; the chaos registry must heal both faults before the process ends.
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from chaos.faults import Isolated, Paused  # noqa: E402
+from chaos.faults import Isolated, Paused
 
 
 def main(a: str, b: str) -> None:

@@ -5,6 +5,7 @@ The testbed is ours alone: `dpg-testbed-*` containers from `dpg/chaos-testbed:la
 touched: the reaper is always run with `--prefix dpg-testbed-`, and Patroni/toxiproxy faults are
 exercised against small in-process fake APIs on 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,27 +19,29 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 docker = pytest.importorskip("docker")
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound  # noqa: E402
 from docker.types import IPAMConfig, IPAMPool  # noqa: E402
 
-from chaos import registry  # noqa: E402
 from chaos.faults import (  # noqa: E402
+    FAULT_KINDS,
+    RULE_TAG,
     Disconnected,
     FaultError,
     Isolated,
     Killed,
     MaintenanceMode,
     Partitioned,
-    Paused,
     PatroniAPI,
+    Paused,
     ProcessKilled,
     ProxyDisabled,
     ServiceReloaded,
@@ -46,11 +49,25 @@ from chaos.faults import (  # noqa: E402
     Stopped,
     Switchover,
     Toxic,
+    heal,
     heal_all,
+    registry,
+    rules,
 )
-from topology.names import MANAGED_LABEL, RECIPE_LABEL  # noqa: E402
+from topology.names import IMAGE_LABEL, MANAGED_LABEL, RECIPE_LABEL  # noqa: E402
 
-pytestmark = [pytest.mark.destructive]
+#: every kind, on testbed containers this module creates (and fake APIs on 127.0.0.1): nothing of the deployment
+pytestmark = [
+    pytest.mark.destructive,
+    pytest.mark.faults(
+        *(f"{kind.__name__}@testbed" for kind in FAULT_KINDS),
+        "Switchover@patroni-api",
+        "MaintenanceMode@patroni-api",
+        "DynamicConfigChanged@patroni-api",
+        "Toxic@toxiproxy-api",
+        "ProxyDisabled@toxiproxy-api",
+    ),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "dpg/base:trixie"
@@ -117,7 +134,7 @@ def tcp_outcome(src, dst_ip: str, port: int) -> str:
 def tagged_rules(c) -> list[str]:
     rc, out = read(c, "iptables", "-w", "5", "-S", complete=lambda out: "-P INPUT" in out)
     assert rc == 0, out
-    return [line for line in out.splitlines() if registry.RULE_TAG in line]
+    return [line for line in out.splitlines() if RULE_TAG in line]
 
 
 def status(c) -> str:
@@ -140,8 +157,9 @@ class FakeHistory:
 
 
 def _our_containers() -> list:
-    found = CLIENT.containers.list(all=True, ignore_removed=True,
-                                   filters={"label": f"{MANAGED_LABEL}=true", "name": PREFIX})
+    found = CLIENT.containers.list(
+        all=True, ignore_removed=True, filters={"label": f"{MANAGED_LABEL}=true", "name": PREFIX}
+    )
     return [c for c in found if c.name.startswith(PREFIX)]
 
 
@@ -158,7 +176,7 @@ def _remove_stale() -> None:
 def testbed_image() -> str:
     """Build dpg/chaos-testbed once; the recipe label (Dockerfile + base image id) skips rebuilds."""
     base_id = CLIENT.images.get(BASE_IMAGE).id
-    recipe = hashlib.sha256((DOCKERFILE + base_id).encode()).hexdigest()
+    recipe = hashlib.sha256((DOCKERFILE + base_id + IMAGE_LABEL).encode()).hexdigest()  # v2: no ownership label
     old = None
     try:
         old = CLIENT.images.get(TESTBED_IMAGE)
@@ -167,17 +185,20 @@ def testbed_image() -> str:
     except ImageNotFound:
         pass
     try:
-        new, _ = CLIENT.images.build(fileobj=io.BytesIO(DOCKERFILE.encode()), tag=TESTBED_IMAGE,
-                                     pull=False, rm=True, forcerm=True,
-                                     labels={**LABELS, RECIPE_LABEL: recipe})
+        new, _ = CLIENT.images.build(
+            fileobj=io.BytesIO(DOCKERFILE.encode()),
+            tag=TESTBED_IMAGE,
+            pull=False,
+            rm=True,
+            forcerm=True,
+            labels={IMAGE_LABEL: "chaos-testbed", RECIPE_LABEL: recipe},  # an image never makes a container ours
+        )
     except docker.errors.BuildError as e:
         tail = "".join(str(x.get("stream", x.get("error", ""))) for x in list(e.build_log)[-15:])
         pytest.fail(f"could not build {TESTBED_IMAGE}: {e}\n{tail}")
     if old is not None and old.id != new.id:  # our previous build, now untagged
-        try:
+        with suppress(APIError):
             CLIENT.images.remove(old.id)
-        except APIError:
-            pass
     return TESTBED_IMAGE
 
 
@@ -188,8 +209,11 @@ def testnet():
     for third in range(200, 255):  # a /24 of our own so a fixed IP can be asked back on reconnect
         try:
             net = CLIENT.networks.create(
-                TESTBED_NET, driver="bridge", labels=LABELS,
-                ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=f"172.29.{third}.0/24")]))
+                TESTBED_NET,
+                driver="bridge",
+                labels=LABELS,
+                ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=f"172.29.{third}.0/24")]),
+            )
             break
         except APIError as e:
             if "overlap" not in str(e).lower():
@@ -209,17 +233,21 @@ def bed(testbed_image, testnet):
     made = {}
     for x in ("a", "b", "c"):
         made[x] = CLIENT.containers.run(
-            testbed_image, ["sleep", "infinity"], name=f"{PREFIX}{x}", detach=True, init=True,
-            cap_add=["NET_ADMIN"], labels=LABELS, environment={"PIDDIR": "/run/victim"},
+            testbed_image,
+            ["sleep", "infinity"],
+            name=f"{PREFIX}{x}",
+            detach=True,
+            init=True,
+            cap_add=["NET_ADMIN"],
+            labels=LABELS,
+            environment={"PIDDIR": "/run/victim"},
             network=TESTBED_NET,
             networking_config={TESTBED_NET: CLIENT.api.create_endpoint_config(aliases=[f"tb-{x}"])},
         )
     yield made
     for c in made.values():
-        try:
+        with suppress(NotFound):
             c.remove(force=True)
-        except NotFound:
-            pass
 
 
 @pytest.fixture(autouse=True)
@@ -229,7 +257,7 @@ def nothing_left_active(request):
     leaked = [f.describe() for f in registry.active()]
     heal_all(reason="test teardown", raise_errors=False)
     if "bed" in request.fixturenames:  # a failed test must not poison the next one
-        registry.reap_leftovers(CLIENT, name_prefix=PREFIX)
+        heal.reap_leftovers(CLIENT, name_prefix=PREFIX)
         for c in request.getfixturevalue("bed").values():
             if status(c) in ("exited", "created"):
                 c.start()
@@ -349,9 +377,13 @@ def test_service_restarted_and_reloaded_leave_it_running(bed):
 
 def _spawn_victim(c, comm: str = "victimproc") -> int:
     """A long-running `comm` process (a copy of sleep) whose pid is written to $PIDDIR/victim.pid."""
-    rc, out = sh(c, "sh", "-c",
-                 f'mkdir -p "$PIDDIR" && cp /bin/sleep /tmp/{comm} && '
-                 f'(/tmp/{comm} 1000 >/dev/null 2>&1 & echo $! > "$PIDDIR/victim.pid")')
+    rc, out = sh(
+        c,
+        "sh",
+        "-c",
+        f'mkdir -p "$PIDDIR" && cp /bin/sleep /tmp/{comm} && '
+        f'(/tmp/{comm} 1000 >/dev/null 2>&1 & echo $! > "$PIDDIR/victim.pid")',
+    )
     assert rc == 0, out
     return int(read(c, "sh", "-c", 'cat "$PIDDIR/victim.pid"')[1])
 
@@ -468,9 +500,11 @@ class LossyIptables:
     name = "lossy"
 
     def __init__(self) -> None:
-        self.rules = ['-A INPUT -s 10.0.0.2/32 -m comment --comment "dpg-chaos:isolated-1" -j DROP',
-                      '-A OUTPUT -d 10.0.0.2/32 -m comment --comment "dpg-chaos:isolated-1" -j DROP',
-                      '-A INPUT -s 10.0.0.9/32 -m comment --comment "someone-else" -j DROP']
+        self.rules = [
+            '-A INPUT -s 10.0.0.2/32 -m comment --comment "dpg-chaos:isolated-1" -j DROP',
+            '-A OUTPUT -d 10.0.0.2/32 -m comment --comment "dpg-chaos:isolated-1" -j DROP',
+            '-A INPUT -s 10.0.0.9/32 -m comment --comment "someone-else" -j DROP',
+        ]
         self.listings = 0
 
     def exec_run(self, cmd, **_):
@@ -490,20 +524,33 @@ class LossyIptables:
 
 def test_rule_removal_survives_lost_exec_output():
     c = LossyIptables()
-    removed = registry.delete_tagged_rules(c, "dpg-chaos:isolated-1")
+    removed = rules.delete_tagged_rules(c, "dpg-chaos:isolated-1")
     assert len(removed) == 2
     assert c.rules == ['-A INPUT -s 10.0.0.9/32 -m comment --comment "someone-else" -j DROP']
 
 
 def _chaos_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "chaos", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "chaos", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
 def test_cli_heal_reaps_what_a_killed_run_left_behind(bed):
     a, b = bed["a"], bed["b"]
-    rc, out = sh(a, "iptables", "-w", "5", "-I", "INPUT", "-s", ip_of(b), "-m", "comment",
-                 "--comment", "dpg-chaos:leftover-123", "-j", "DROP")
+    rc, out = sh(
+        a,
+        "iptables",
+        "-w",
+        "5",
+        "-I",
+        "INPUT",
+        "-s",
+        ip_of(b),
+        "-m",
+        "comment",
+        "--comment",
+        "dpg-chaos:leftover-123",
+        "-j",
+        "DROP",
+    )
     assert rc == 0, out
     sh(a, "iptables", "-w", "5", "-I", "INPUT", "-s", "192.0.2.1", "-j", "DROP")  # not ours: stays
     b.pause()
@@ -525,8 +572,9 @@ def test_cli_list_and_docker_down():
     r = _chaos_cli("list")
     assert r.returncode == 0 and "Isolated" in r.stdout and "Paused" in r.stdout
     env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
-    r = subprocess.run([sys.executable, "-m", "chaos", "heal"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=60, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "chaos", "heal"], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env
+    )
     assert r.returncode == 2 and "Docker is not reachable" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
@@ -535,8 +583,13 @@ def test_cli_list_and_docker_down():
 def test_signal_mid_fault_heals_before_the_process_ends(bed, sig):
     a, b = bed["a"], bed["b"]
     victim = Path(__file__).with_name("_interrupt_victim.py")
-    proc = subprocess.Popen([sys.executable, str(victim), a.name, b.name], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(victim), a.name, b.name],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         ready, deadline = "", time.monotonic() + 30
         while "READY" not in ready and time.monotonic() < deadline:
@@ -599,8 +652,10 @@ class FakePatroni:
     def __call__(self, method, path, body):
         self.calls.append((method, path, body))
         if (method, path) == ("GET", "/cluster"):
-            members = [{"name": n, "role": "leader" if n == self.leader else "replica"}
-                       for n in ("patroni-1", "patroni-2", "patroni-3")]
+            members = [
+                {"name": n, "role": "leader" if n == self.leader else "replica"}
+                for n in ("patroni-1", "patroni-2", "patroni-3")
+            ]
             return 200, {"members": members, **({"pause": True} if self.paused else {})}
         if (method, path) == ("PATCH", "/config"):
             self.paused = bool(body.get("pause"))
@@ -638,8 +693,7 @@ def test_switchover_retries_a_lost_race_and_records_the_new_leader():
 
 class FakeToxiproxy:
     def __init__(self) -> None:
-        self.proxy = {"name": "pg", "listen": "127.0.0.1:25432", "upstream": "x:5432",
-                      "enabled": True, "toxics": []}
+        self.proxy = {"name": "pg", "listen": "127.0.0.1:25432", "upstream": "x:5432", "enabled": True, "toxics": []}
 
     def __call__(self, method, path, body):
         p = self.proxy
@@ -682,7 +736,105 @@ def test_toxic_and_disabled_proxy_heal_and_reaper_resets_toxiproxy():
                 with Toxic("nope", "latency", {"latency": 1}, api=url):
                     pass
             fake.proxy["toxics"].append({"name": "left", "type": "latency"})
-            assert registry._reap_toxiproxy(url) == ["removed toxic left from proxy pg"]
-            assert registry._reap_toxiproxy(url) == []
+            assert heal._reap_toxiproxy(url) == ["removed toxic left from proxy pg"]
+            assert heal._reap_toxiproxy(url) == []
     finally:
         APIConsumer.host, APIConsumer.port = saved
+
+
+# ------------------------------------------------------------------------------------------- ownership
+def test_an_image_never_makes_a_container_ours(tmp_path):
+    """A container inherits its image's labels: one started from an image that carries our label (as this project's
+    images did, and as anything built FROM one of them then did) is not ours; one we label at creation is."""
+    from topology.ownership import creation_labels, is_ours, managed_containers
+
+    # a label of its own makes it this test's image (the same two lines elsewhere, e.g. CI's planted user image, would
+    # be the same cached image, and removing it would hit that one's children)
+    token = os.urandom(4).hex()
+    (tmp_path / "Dockerfile").write_text(f"FROM {BASE_IMAGE}\nLABEL {MANAGED_LABEL}=true io.dpg-chaos.test={token}\n")
+    image, _ = CLIENT.images.build(path=str(tmp_path), tag="dpg-testbed-inherits:latest", rm=True)
+    theirs = CLIENT.containers.create(image.id, ["sleep", "30"], name=PREFIX + "theirs")
+    ours = CLIENT.containers.create(BASE_IMAGE, ["sleep", "30"], name=PREFIX + "ours", labels=creation_labels())
+    try:
+        assert theirs.labels.get(MANAGED_LABEL) == "true"  # inherited: the label alone would say "ours"
+        assert not is_ours(CLIENT, theirs)
+        assert is_ours(CLIENT, ours)
+        found = {c.name for c in managed_containers(CLIENT)}
+        assert PREFIX + "ours" in found and PREFIX + "theirs" not in found
+    finally:
+        for c in (theirs, ours):
+            c.remove(force=True)
+        CLIENT.images.remove("dpg-testbed-inherits:latest")
+
+
+# ------------------------------------------------------------------------------------------- host faults
+HOST_NET, HOST_SUBNET = "dpg-testbed-hosts", "172.31.50.0/24"
+
+
+@pytest.fixture(scope="module")
+def host_bed(tmp_path_factory):
+    """Two Docker-in-Docker hosts of ours, a container on the first, and an inventory (managed_by multihost) naming
+    them: what a host fault needs, nothing of the DPG cluster."""
+    from topology import hosts, images
+    from topology.ownership import creation_labels
+
+    try:
+        CLIENT.images.get(hosts.NODE_IMAGE)
+    except ImageNotFound:
+        images.build(["node"])
+    nodes = []
+    try:
+        for i in (1, 2):
+            nodes.append(hosts.start_node(CLIENT, f"{PREFIX}host-{i}", api_port=24770 + i, network=HOST_NET,
+                                          subnet=HOST_SUBNET, ip=f"172.31.50.{10 + i}", stack="testbed"))  # fmt: skip
+        hosts.load_images(nodes[0], [BASE_IMAGE])
+        for inner in ("inner", "inner-etcd"):  # an inventory names one container per member
+            nodes[0].client().containers.run(BASE_IMAGE, ["sleep", "infinity"], name=f"{PREFIX}{inner}", detach=True,
+                                             labels=creation_labels("testbed"))  # fmt: skip
+        fake = {"container": f"{PREFIX}inner", "engine": "h1", "api": "http://127.0.0.1:9", "postgres": "127.0.0.1:9"}
+        inv = {
+            "version": 1, "name": "host-testbed", "managed_by": "dpg-chaos-multihost", "faults": "allowed",
+            "engines": {f"h{n}": {"url": node.url} for n, node in enumerate(nodes, 1)},
+            "hosts": {f"h{n}": {"container": node.name, "address": node.ip} for n, node in enumerate(nodes, 1)},
+            "patroni": {"members": {"p1": fake}},
+            "etcd": {"members": {"e1": {"container": f"{PREFIX}inner-etcd", "engine": "h1", "client_url": "http://127.0.0.1:9"}}},
+            "endpoints": {"haproxy_rw": "127.0.0.1:9"},
+        }  # fmt: skip
+        path = tmp_path_factory.mktemp("hosts") / "inventory.yml"
+        path.write_text(yaml.safe_dump(inv))
+        yield {"nodes": nodes, "inventory": path}
+    finally:
+        hosts.remove_nodes(CLIENT, stack="testbed")
+        for n in CLIENT.networks.list(names=[HOST_NET]):
+            n.remove()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_mid_host_crash_and_partition_leaves_every_host_running_and_no_rule(host_bed, sig):
+    victim = Path(__file__).with_name("_interrupt_victim_hosts.py")
+    env = {**os.environ, "DPG_TARGET": str(host_bed["inventory"])}
+    proc = subprocess.Popen([sys.executable, str(victim)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    nodes = host_bed["nodes"]
+    try:
+        ready, deadline = "", time.monotonic() + 60
+        while "READY" not in ready and time.monotonic() < deadline:
+            if select.select([proc.stdout], [], [], 0.5)[0]:
+                ready += proc.stdout.readline()
+            if proc.poll() is not None:
+                break
+        assert "READY" in ready, f"victim never got ready: {proc.stderr.read() if proc.poll() is not None else ''}"
+        assert CLIENT.containers.get(nodes[0].name).status == "exited"  # the crash really happened
+        assert tagged_rules(CLIENT.containers.get(nodes[1].name)), "the isolation left no rule to heal"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -sig, err
+    for node in nodes:
+        c = CLIENT.containers.get(node.name)
+        assert c.status == "running", f"{node.name} is {c.status} after the heal: {err}"
+        assert tagged_rules(c) == [], err
+    assert nodes[0].client().containers.get(f"{PREFIX}inner").status == "running", "the reboot did not bring it back"

@@ -1,5 +1,6 @@
 """Fixtures of the Citus suite: the cluster handle, its bounds (citus.yaml + the live connection timeout), and
 a fault-proxy route for coordinator -> worker-2 traffic."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ PROXY_HOST, PROXY_PORT = "toxiproxy", 25008
 
 @dataclass(frozen=True)
 class CitusBounds:
-    node_connection_timeout_ms: int     # as the coordinator runs it (SHOW), set in compose/citus.yml
+    node_connection_timeout_ms: int  # as the coordinator runs it (SHOW), set in compose/citus.yml
     error_margin_ms: float
     client_timeout_factor: float
     keys_per_worker: int
@@ -47,12 +48,20 @@ def citus(citus_stack) -> CitusCluster:
 def bounds(citus) -> CitusBounds:
     try:
         raw = yaml.safe_load(CONFIG.read_text())
-        values = {k: raw[k] for k in ("error_margin_ms", "client_timeout_factor", "keys_per_worker", "latency_ms",
-                                      "latency_samples", "multi_shard_samples")}
+        values = {
+            k: raw[k]
+            for k in (
+                "error_margin_ms",
+                "client_timeout_factor",
+                "keys_per_worker",
+                "latency_ms",
+                "latency_samples",
+                "multi_shard_samples",
+            )
+        }
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
         raise TopologyError(f"cannot read {CONFIG}: {exc!r}") from None
     return CitusBounds(node_connection_timeout_ms=citus.setting_ms("citus.node_connection_timeout"), **values)
-
 
 
 @pytest.fixture(scope="module")

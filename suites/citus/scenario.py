@@ -1,4 +1,5 @@
 """Steps shared by the Citus fault scenarios (phrases of the runbook, like Patroni's step files)."""
+
 from __future__ import annotations
 
 import re
@@ -7,11 +8,16 @@ from topology.citus import COORDINATOR, Attempt, CitusCluster, connect, timed, t
 
 #: what a clear "that worker is not there" error from Citus looks like (DNS gone after docker stop/kill,
 #: connection timeout while paused or cut)
-CLEAR_ERROR = re.compile(r"could not (establish any connections to the node|translate host name|connect to)|"
-                         r"connection to the remote node .* failed|connection .* (refused|timed out)", re.I)
+CLEAR_ERROR = re.compile(
+    r"could not (establish any connections to the node|translate host name|connect to)|"
+    r"connection to the remote node .* failed|connection .* (refused|timed out)",
+    re.I,
+)
 
-ROUTER_SQL = ("SELECT u.email, count(e.id), coalesce(sum(e.id), 0) FROM distributed.users u "
-              "LEFT JOIN distributed.events e ON e.user_id = u.id WHERE u.id = %s GROUP BY u.email")
+ROUTER_SQL = (
+    "SELECT u.email, count(e.id), coalesce(sum(e.id), 0) FROM distributed.users u "
+    "LEFT JOIN distributed.events e ON e.user_id = u.id WHERE u.id = %s GROUP BY u.email"
+)
 MULTI_SHARD_SQL = "SELECT count(*) FROM distributed.users"
 
 
@@ -27,10 +33,13 @@ def multi_shard(node: str = COORDINATOR, *, statement_timeout_ms: int) -> Attemp
 
 def summary(attempts: list[Attempt]) -> dict:
     ms = sorted(a.ms for a in attempts)
-    return {"n": len(ms), "failed": sum(not a.ok for a in attempts),
-            "p50_ms": round(ms[len(ms) // 2], 1) if ms else None,
-            "p95_ms": round(ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))], 1) if ms else None,
-            "max_ms": round(ms[-1], 1) if ms else None}
+    return {
+        "n": len(ms),
+        "failed": sum(not a.ok for a in attempts),
+        "p50_ms": round(ms[len(ms) // 2], 1) if ms else None,
+        "p95_ms": round(ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))], 1) if ms else None,
+        "max_ms": round(ms[-1], 1) if ms else None,
+    }
 
 
 def snapshot_diff(before: dict, after: dict) -> dict:

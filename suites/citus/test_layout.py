@@ -1,12 +1,13 @@
 """Steady state of the Citus cluster, as the fault scenarios rely on it: 32 shards of distributed.users placed
 16/16 over the two workers (balance reported, and Citus's own rebalancer plans no move), events co-located
 with users, reference tables readable through every node, the connection bound configured."""
+
 from __future__ import annotations
 
 import allure
 import pytest
 
-from reports import evidence
+from topology import evidence
 from topology.citus import REFERENCE, WORKERS
 from topology.seed import CITUS_SHARDS
 
@@ -17,11 +18,18 @@ def test_shards_balanced_colocated_and_reference_tables_everywhere(citus, bounds
     with allure.step("shards and balance"):
         placed = {t: citus.placements(t) for t in ("distributed.users", "distributed.events")}
         moves = citus.rebalance_moves()
-        evidence.attach_json("placements", {"placements": placed, "rebalancer_planned_moves": moves,
-                                            "citus_version": citus.version(),
-                                            "node_connection_timeout_ms": bounds.node_connection_timeout_ms})
-        evidence.record_measurement("citus_balance", placements=placed["distributed.users"], moves=moves,
-                                    version=citus.version())
+        evidence.attach_json(
+            "placements",
+            {
+                "placements": placed,
+                "rebalancer_planned_moves": moves,
+                "citus_version": citus.version(),
+                "node_connection_timeout_ms": bounds.node_connection_timeout_ms,
+            },
+        )
+        evidence.record_measurement(
+            "citus_balance", placements=placed["distributed.users"], moves=moves, version=citus.version()
+        )
         assert citus.shard_count("distributed.users") == CITUS_SHARDS
         for table, by_worker in placed.items():
             assert by_worker == {w: CITUS_SHARDS // len(WORKERS) for w in WORKERS}, f"{table}: {by_worker}"
@@ -40,10 +48,13 @@ def test_shards_balanced_colocated_and_reference_tables_everywhere(citus, bounds
 
 
 @pytest.mark.destructive
+@pytest.mark.faults()  # no fault: it changes one seeded row through SQL and restores it
 def test_checks_can_fail_one_changed_row_changes_the_snapshot(citus):
     """The after-heal comparison would see a lost or altered row: change one user (and restore it)."""
     from topology.citus import connect
+
     from .scenario import snapshot_diff
+
     before = citus.snapshot()
     with connect() as conn:
         conn.execute("UPDATE distributed.users SET email = email || '.changed' WHERE id = 1")
@@ -52,6 +63,8 @@ def test_checks_can_fail_one_changed_row_changes_the_snapshot(citus):
         finally:
             conn.execute("UPDATE distributed.users SET email = left(email, -length('.changed')) WHERE id = 1")
     diff = snapshot_diff(before, changed)
-    assert "fingerprints" in diff and diff["fingerprints"]["before"]["distributed.users"] != \
-        diff["fingerprints"]["after"]["distributed.users"], diff
+    assert (
+        "fingerprints" in diff
+        and diff["fingerprints"]["before"]["distributed.users"] != diff["fingerprints"]["after"]["distributed.users"]
+    ), diff
     assert snapshot_diff(before, citus.snapshot()) == {}, "restoring the row did not restore the snapshot"

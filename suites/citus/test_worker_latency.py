@@ -11,6 +11,7 @@ count, without and with the toxic. Asserted (physical bounds, no tuning to noise
 router p95 and the multi-shard p95 are at least the injected latency (the delay is on the path), worker-1's
 router p95 stays below it (it is not); no query fails; the co-located join is unchanged afterwards.
 """
+
 from __future__ import annotations
 
 import allure
@@ -18,7 +19,7 @@ import pytest
 
 from chaos.faults import Toxic
 from chaos.history import History
-from reports import evidence
+from topology import evidence
 from topology.citus import WORKERS, connect, timed
 from topology.docker_env import ip_prefix
 from topology.health import assert_healthy
@@ -30,7 +31,7 @@ from .scenario import MULTI_SHARD_SQL, ROUTER_SQL, summary
 pytestmark = [pytest.mark.citus, pytest.mark.destructive]
 
 NEAR, FAR = WORKERS
-PROXY_IP_SUFFIX = ".30"   # compose/toxiproxy.yml
+PROXY_IP_SUFFIX = ".30"  # compose/toxiproxy.yml
 
 
 def sample(conn, keys: dict[str, list[int]], n: int, n_multi: int) -> dict[str, list]:
@@ -39,6 +40,7 @@ def sample(conn, keys: dict[str, list[int]], n: int, n_multi: int) -> dict[str, 
     return out
 
 
+@pytest.mark.faults("Toxic@toxiproxy-api")
 def test_latency_to_one_worker_shows_in_its_queries_only(citus, bounds, citus_stack, worker2_route):
     stacks = ["citus", "toxiproxy"]
     keys = citus.keys_by_worker(bounds.keys_per_worker)
@@ -51,18 +53,34 @@ def test_latency_to_one_worker_shows_in_its_queries_only(citus, bounds, citus_st
             with allure.step(f"baseline through the route (no toxic), {bounds.latency_samples} samples each"):
                 base = sample(conn, keys, bounds.latency_samples, bounds.multi_shard_samples)
                 peers = citus.peers_of(FAR)
-            with allure.step(f"inject: latency {bounds.latency_ms} ms on coordinator <- {FAR}"), \
-                    Toxic(worker2_route, "latency", {"latency": bounds.latency_ms, "jitter": 0},
-                          stream="downstream", api=api, history=History()):
+            with (
+                allure.step(f"inject: latency {bounds.latency_ms} ms on coordinator <- {FAR}"),
+                Toxic(
+                    worker2_route,
+                    "latency",
+                    {"latency": bounds.latency_ms, "jitter": 0},
+                    stream="downstream",
+                    api=api,
+                    history=History(),
+                ),
+            ):
                 slow = sample(conn, keys, bounds.latency_samples, bounds.multi_shard_samples)
-    report = {phase: {k: summary(v) for k, v in data.items()} for phase, data in (("baseline", base),
-                                                                                  ("latency", slow))}
-    evidence.attach_json("query latency", {**report, "latency_ms": bounds.latency_ms, "far_worker": FAR,
-                                           "clients_seen_by_far_worker": peers})
+    report = {
+        phase: {k: summary(v) for k, v in data.items()} for phase, data in (("baseline", base), ("latency", slow))
+    }
+    evidence.attach_json(
+        "query latency",
+        {**report, "latency_ms": bounds.latency_ms, "far_worker": FAR, "clients_seen_by_far_worker": peers},
+    )
     for phase, rows in report.items():
         for what, s in rows.items():
-            evidence.record_measurement("citus_latency", phase=phase, query=what, toxic_ms=bounds.latency_ms,
-                                        **{k: s[k] for k in ("n", "failed", "p50_ms", "p95_ms", "max_ms")})
+            evidence.record_measurement(
+                "citus_latency",
+                phase=phase,
+                query=what,
+                toxic_ms=bounds.latency_ms,
+                **{k: s[k] for k in ("n", "failed", "p50_ms", "p95_ms", "max_ms")},
+            )
     with allure.step("verify: the coordinator reached the far worker through the proxy"):
         assert ip_prefix() + PROXY_IP_SUFFIX in peers, f"{FAR} saw clients {peers}, not the fault proxy"
     with allure.step("verify: no query failed"):

@@ -11,6 +11,7 @@ The network cut goes through the fault proxy (the kernel has no netem and the up
 iptables): the coordinator reaches worker-2 through a pg_dist_poolinfo route toxiproxy:25008 ->
 citus-worker-2:5432, and a `timeout` toxic (timeout=0) turns that route into a black hole.
 """
+
 from __future__ import annotations
 
 import time
@@ -22,7 +23,7 @@ import pytest
 
 from chaos.faults import Killed, Paused, Stopped, Toxic
 from chaos.history import History
-from reports import evidence
+from topology import evidence
 from topology.citus import COORDINATOR, WORKERS, timed_fresh
 from topology.health import assert_healthy
 from topology.names import container
@@ -52,8 +53,10 @@ def worker_fault(kind: str, citus, history: History, route: str | None):
             yield f
     elif kind == "cut":
         api = f"http://127.0.0.1:{port('DPG_PORT_TOXIPROXY')}"
-        with citus.routed_through(DOWN, PROXY_HOST, PROXY_PORT), \
-                Toxic(route, "timeout", {"timeout": 0}, stream="downstream", api=api, history=history) as f:
+        with (
+            citus.routed_through(DOWN, PROXY_HOST, PROXY_PORT),
+            Toxic(route, "timeout", {"timeout": 0}, stream="downstream", api=api, history=history) as f,
+        ):
             yield f
     else:
         raise ValueError(kind)
@@ -67,48 +70,77 @@ def route_if_needed(request):
     return None
 
 
+@pytest.mark.faults("Stopped@citus-worker-2", "Killed@citus-worker-2", "Paused@citus-worker-2", "Toxic@toxiproxy-api")
 @pytest.mark.parametrize("kind", ["stop", "kill", "pause", "cut"])
-def test_worker_down_healthy_shards_serve_and_the_rest_fails_fast(kind, citus, bounds, citus_stack,
-                                                                   route_if_needed):
+def test_worker_down_healthy_shards_serve_and_the_rest_fails_fast(kind, citus, bounds, citus_stack, route_if_needed):
     stacks = ["citus"] + (["toxiproxy"] if kind == "cut" else [])
     keys = citus.keys_by_worker(bounds.keys_per_worker)
     with allure.step("steady state: healthy; snapshot; each key's router result"):
         assert_healthy(citus_stack, stacks)
         before = citus.snapshot()
-        expected = {k: a.rows for k, a in router_results(
-            keys[HEALTHY] + keys[DOWN], statement_timeout_ms=bounds.client_timeout_ms).items()}
+        expected = {
+            k: a.rows
+            for k, a in router_results(
+                keys[HEALTHY] + keys[DOWN], statement_timeout_ms=bounds.client_timeout_ms
+            ).items()
+        }
         assert all(expected.values()), "a router query returned nothing before the fault"
     history = History()
     with allure.step(f"inject: worker {DOWN} {kind}"), worker_fault(kind, citus, history, route_if_needed) as f:
         t_fault = time.monotonic()
         healthy = router_results(keys[HEALTHY], statement_timeout_ms=bounds.client_timeout_ms)
-        down_key = timed_fresh(COORDINATOR, "SELECT count(*) FROM distributed.events WHERE user_id = %s",
-                               (keys[DOWN][0],), what=f"router key {keys[DOWN][0]} on {DOWN}",
-                               statement_timeout_ms=bounds.client_timeout_ms)
+        down_key = timed_fresh(
+            COORDINATOR,
+            "SELECT count(*) FROM distributed.events WHERE user_id = %s",
+            (keys[DOWN][0],),
+            what=f"router key {keys[DOWN][0]} on {DOWN}",
+            statement_timeout_ms=bounds.client_timeout_ms,
+        )
         multi = multi_shard(statement_timeout_ms=bounds.client_timeout_ms)
-        reference = {node: timed_fresh(node, "SELECT (SELECT count(*) FROM distributed.countries), "
-                                             "(SELECT count(*) FROM distributed.regions)",
-                                       what=f"reference tables via {node}",
-                                       statement_timeout_ms=bounds.client_timeout_ms)
-                     for node in (COORDINATOR, HEALTHY)}
+        reference = {
+            node: timed_fresh(
+                node,
+                "SELECT (SELECT count(*) FROM distributed.countries), (SELECT count(*) FROM distributed.regions)",
+                what=f"reference tables via {node}",
+                statement_timeout_ms=bounds.client_timeout_ms,
+            )
+            for node in (COORDINATOR, HEALTHY)
+        }
         during_s = time.monotonic() - t_fault
     with allure.step("heal: queries reach every shard again"):
         t_heal = time.monotonic()
-        wait_for(lambda: timed_fresh(COORDINATOR, MULTI_SHARD_SQL, statement_timeout_ms=5000).ok,
-                 within=TIMEOUTS.citus_recover, what=f"multi-shard query works after {kind} of {DOWN} healed")
+        wait_for(
+            lambda: timed_fresh(COORDINATOR, MULTI_SHARD_SQL, statement_timeout_ms=5000).ok,
+            within=TIMEOUTS.citus_recover,
+            what=f"multi-shard query works after {kind} of {DOWN} healed",
+        )
         recovered_s = time.monotonic() - t_heal
 
     healthy_summary = summary(list(healthy.values()))
-    evidence.attach_json("during the fault", {
-        "healthy_router": healthy_summary, "failed_router": [asdict(a) for a in healthy.values() if not a.ok],
-        "router_on_down_worker": asdict(down_key), "multi_shard": asdict(multi),
-        "reference": {n: asdict(a) for n, a in reference.items()}, "bound_ms": bounds.fail_within_ms,
-        "fault_events": [asdict(e) for e in f.events], "seconds_in_fault": round(during_s, 2)})
-    evidence.record_measurement("citus_worker_down", fault=kind, worker=DOWN,
-                                multi_shard_error_ms=round(multi.ms, 1), multi_shard_error=multi.error,
-                                router_down_error_ms=round(down_key.ms, 1), healthy_router=healthy_summary,
-                                node_connection_timeout_ms=bounds.node_connection_timeout_ms,
-                                recovered_s=round(recovered_s, 2))
+    evidence.attach_json(
+        "during the fault",
+        {
+            "healthy_router": healthy_summary,
+            "failed_router": [asdict(a) for a in healthy.values() if not a.ok],
+            "router_on_down_worker": asdict(down_key),
+            "multi_shard": asdict(multi),
+            "reference": {n: asdict(a) for n, a in reference.items()},
+            "bound_ms": bounds.fail_within_ms,
+            "fault_events": [asdict(e) for e in f.events],
+            "seconds_in_fault": round(during_s, 2),
+        },
+    )
+    evidence.record_measurement(
+        "citus_worker_down",
+        fault=kind,
+        worker=DOWN,
+        multi_shard_error_ms=round(multi.ms, 1),
+        multi_shard_error=multi.error,
+        router_down_error_ms=round(down_key.ms, 1),
+        healthy_router=healthy_summary,
+        node_connection_timeout_ms=bounds.node_connection_timeout_ms,
+        recovered_s=round(recovered_s, 2),
+    )
 
     with allure.step(f"verify: router queries on {HEALTHY}'s keys kept working, same results"):
         failed = [a for a in healthy.values() if not a.ok]
@@ -126,7 +158,8 @@ def test_worker_down_healthy_shards_serve_and_the_rest_fails_fast(kind, citus, b
             assert not a.ok, f"{a.what} succeeded while {DOWN} was {kind}: {a}"
             assert a.ms <= bounds.fail_within_ms, (
                 f"{a.what} took {a.ms:.0f} ms to fail, bound {bounds.fail_within_ms:.0f} ms "
-                f"(citus.node_connection_timeout {bounds.node_connection_timeout_ms} + margin {bounds.error_margin_ms})")
+                f"(citus.node_connection_timeout {bounds.node_connection_timeout_ms} + margin {bounds.error_margin_ms})"
+            )
             assert CLEAR_ERROR.search(a.error), f"{a.what}: unclear error {a.error!r}"
     with allure.step("verify after heal: data, co-located join, placements, reference reads as before"):
         after = citus.snapshot()

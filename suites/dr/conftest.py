@@ -1,4 +1,5 @@
 """Fixtures of the DR drills: the repository handle, the drill's data set, entry points, the final health gate."""
+
 from __future__ import annotations
 
 import time
@@ -6,10 +7,11 @@ import time
 import allure
 import pytest
 
-from chaos.drill import Drill, live_query
+from chaos.experiments.drill import Drill, live_query
 from topology import endpoints
 from topology.backup import Repository
 from topology.health import assert_healthy
+from topology.inventory import current
 from topology.names import SUPERUSER_PASSWORD
 from topology.timeouts import TIMEOUTS
 
@@ -33,7 +35,21 @@ def primary() -> endpoints.Endpoint:
 
 def superuser() -> endpoints.Endpoint:
     ep = endpoints.haproxy()
-    return endpoints.Endpoint("haproxy-su", "patroni", ep.host, ep.port, user="postgres", password=SUPERUSER_PASSWORD)
+    return endpoints.Endpoint(
+        "haproxy-su", "patroni", ep.host, ep.port, user="postgres", password=SUPERUSER_PASSWORD, dbname=ep.dbname
+    )
+
+
+@pytest.fixture(autouse=True)
+def _never_on_a_target():
+    """The drills restore and rebuild the cluster from its backups (data volumes destroyed, etcd wiped, a scratch
+    node started on the repository): nothing a suite may do to a deployment it did not create."""
+    inv = current()
+    if not inv.rebuildable:
+        pytest.skip(
+            f"DR drills destroy and rebuild containers and volumes: they run on the embedded topology only, not on "
+            f"{inv.kind} {inv.name} (docs/disaster-recovery.md)"
+        )
 
 
 @pytest.fixture

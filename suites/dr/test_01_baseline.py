@@ -1,5 +1,6 @@
 """Drill 1, baseline: the stanza checks out, full/differential/incremental backups are taken, `verify` is clean
 and retention expires the oldest full backup."""
+
 from __future__ import annotations
 
 import os
@@ -7,11 +8,17 @@ import os
 import allure
 import pytest
 
-from chaos.drill import live_query
+from chaos.experiments.drill import live_query
 
 from .conftest import primary
 
-pytestmark = [pytest.mark.dr, pytest.mark.destructive, allure.parent_suite("dr"), allure.suite("baseline")]
+pytestmark = [
+    pytest.mark.faults("Disaster@stack:patroni"),
+    pytest.mark.dr,
+    pytest.mark.destructive,
+    allure.parent_suite("dr"),
+    allure.suite("baseline"),
+]
 
 
 @allure.title("stanza check, full + diff + incr backups, verify clean, retention applied")
@@ -36,9 +43,15 @@ def test_baseline_backups_verify(repo, dr_data, drill):
         repo.backup("full")
         repo.backup("full")
         fulls = [b for b in repo.backups() if b.type == "full"]
-    drill.report(rto_s=None, rpo_s=None, full_backup_s=round(full.seconds, 2), check_s=round(check.seconds, 2),
-                 db_bytes=backups[-1].size, repo_bytes_full=next(b.repo_size for b in backups if b.type == "full"),
-                 backups=[f"{b.label} {b.type}" for b in backups])
+    drill.report(
+        rto_s=None,
+        rpo_s=None,
+        full_backup_s=round(full.seconds, 2),
+        check_s=round(check.seconds, 2),
+        db_bytes=backups[-1].size,
+        repo_bytes_full=next(b.repo_size for b in backups if b.type == "full"),
+        backups=[f"{b.label} {b.type}" for b in backups],
+    )
     assert verdict.ok, "verify found problems: " + "; ".join(verdict.errors)
     assert [b.type for b in backups][-3:] == ["full", "diff", "incr"], [b.label for b in backups]
     assert repo.status()[0] == 0, repo.status()

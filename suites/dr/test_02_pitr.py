@@ -1,10 +1,11 @@
 """Drill 3, point-in-time recovery after a mistake: the lost table is restored from the repository into a
 scratch copy (to a named restore point, or to the time just before a mass DELETE) and copied back.
 
-How later, unrelated writes are handled (documented in the README): the live cluster is NOT rolled back; only
+How later, unrelated writes are handled (docs/disaster-recovery.md): the live cluster is NOT rolled back; only
 the damaged table is brought back from the copy, so writes made after the mistake elsewhere are kept. A wrong
 restore target is caught: the restored table's fingerprint differs from the one taken before the mistake.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -12,11 +13,17 @@ import uuid
 import allure
 import pytest
 
-from chaos.drill import HEARTBEAT_READ, Heartbeat, fingerprints, live_query, rpo_seconds
+from chaos.experiments.drill import HEARTBEAT_READ, Heartbeat, fingerprints, live_query, rpo_seconds
 
 from .conftest import primary, superuser
 
-pytestmark = [pytest.mark.dr, pytest.mark.destructive, allure.parent_suite("dr"), allure.suite("point-in-time recovery")]
+pytestmark = [
+    pytest.mark.faults("Disaster@stack:patroni"),
+    pytest.mark.dr,
+    pytest.mark.destructive,
+    allure.parent_suite("dr"),
+    allure.suite("point-in-time recovery"),
+]
 
 ORDERS = "dr.orders"
 SETUP = [
@@ -54,7 +61,7 @@ def test_pitr_to_named_restore_point_after_drop_table(repo, has_backup, drill):
         with drill.phase("the mistake: DROP TABLE"):
             mistake_at = float(run(EPOCH))
             run(f"DROP TABLE {ORDERS}")
-        run(f"INSERT INTO dr.after_mistake (marker) VALUES ('{marker}')")   # an unrelated later write
+        run(f"INSERT INTO dr.after_mistake (marker) VALUES ('{marker}')")  # an unrelated later write
         with drill.phase("archive the WAL holding the mistake"):
             repo.check()
     with repo.scratch(target=("name", point)) as scratch:
@@ -68,9 +75,14 @@ def test_pitr_to_named_restore_point_after_drop_table(repo, has_backup, drill):
             scratch.dump_into(ORDERS)
     live = fingerprints(run, [ORDERS])
     later_kept = run(f"SELECT count(*) FROM dr.after_mistake WHERE marker = '{marker}'")
-    drill.report(rto_s=drill.span("restore to the restore point (scratch)", "copy the table back into the live cluster"),
-                 rpo_s=rpo_seconds(mistake_at, restored_beat), target=f"name {point}", rows_restored=live[ORDERS],
-                 later_write_in_copy=int(later_in_copy), later_write_kept=int(later_kept))
+    drill.report(
+        rto_s=drill.span("restore to the restore point (scratch)", "copy the table back into the live cluster"),
+        rpo_s=rpo_seconds(mistake_at, restored_beat),
+        target=f"name {point}",
+        rows_restored=live[ORDERS],
+        later_write_in_copy=int(later_in_copy),
+        later_write_kept=int(later_kept),
+    )
     assert table_problems(before, restored) == [], "restored copy differs from the table before the mistake"
     assert table_problems(before, live) == [], "the table copied back differs from the one before the mistake"
     assert int(later_in_copy) == 0, "the copy stops at the restore point: a later write must not be in it"
@@ -98,13 +110,20 @@ def test_pitr_to_time_before_mass_delete(repo, has_backup, drill):
         with drill.phase("re-insert the deleted rows into the live cluster"):
             scratch.sql(f"CREATE TABLE dr.orders_recovered AS SELECT * FROM {ORDERS}")
             scratch.dump_into("dr.orders_recovered")
-            run(f"INSERT INTO {ORDERS} SELECT r.* FROM dr.orders_recovered r "
-                f"WHERE NOT EXISTS (SELECT 1 FROM {ORDERS} o WHERE o.id = r.id)")
+            run(
+                f"INSERT INTO {ORDERS} SELECT r.* FROM dr.orders_recovered r "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {ORDERS} o WHERE o.id = r.id)"
+            )
             run("DROP TABLE dr.orders_recovered")
     live = fingerprints(run, [ORDERS])
-    drill.report(rto_s=drill.span("restore to the time before the DELETE (scratch)",
-                                  "re-insert the deleted rows into the live cluster"),
-                 rpo_s=rpo_seconds(mistake_at, restored_beat), target=f"time {target}", rows_restored=live[ORDERS])
+    drill.report(
+        rto_s=drill.span(
+            "restore to the time before the DELETE (scratch)", "re-insert the deleted rows into the live cluster"
+        ),
+        rpo_s=rpo_seconds(mistake_at, restored_beat),
+        target=f"time {target}",
+        rows_restored=live[ORDERS],
+    )
     assert table_problems(before, restored) == [], "restored copy differs from the table before the DELETE"
     assert table_problems(before, live) == [], "the repaired table differs from the one before the DELETE"
 
@@ -112,9 +131,9 @@ def test_pitr_to_time_before_mass_delete(repo, has_backup, drill):
 @allure.title("a wrong restore target (after the DELETE) is caught by the fingerprint check")
 def test_wrong_restore_target_is_caught(repo, has_backup, drill):
     run, before = prepare()
-    with Heartbeat(primary()) as hb:      # commits after the target: recovery needs one to stop there
+    with Heartbeat(primary()) as hb:  # commits after the target: recovery needs one to stop there
         run(f"DELETE FROM {ORDERS} WHERE id % 3 <> 0")
-        wrong_target = run(NOW_UTC)       # just AFTER the mistake: the restored table still lacks the rows
+        wrong_target = run(NOW_UTC)  # just AFTER the mistake: the restored table still lacks the rows
         assert hb.wait_beats(2), "heartbeat never acknowledged"
         repo.check()
     with repo.scratch(target=("time", wrong_target)) as scratch:

@@ -1,11 +1,18 @@
 """Drill 5, corrupted repository: bytes flipped in a backup file make `verify` and a restore fail loudly.
 Never a silent bad restore: the restore must stop with an error and no PostgreSQL may start on its output."""
+
 from __future__ import annotations
 
 import allure
 import pytest
 
-pytestmark = [pytest.mark.dr, pytest.mark.destructive, allure.parent_suite("dr"), allure.suite("corrupted repository")]
+pytestmark = [
+    pytest.mark.faults("Disaster@stack:patroni"),
+    pytest.mark.dr,
+    pytest.mark.destructive,
+    allure.parent_suite("dr"),
+    allure.suite("corrupted repository"),
+]
 
 
 @allure.title("flipped bytes in a backup file: verify and restore fail with a clear error")
@@ -25,9 +32,14 @@ def test_corrupted_backup_is_detected(repo, has_backup, drill):
     allure.attach(attempt.output, name="restore (corrupted)", attachment_type=allure.attachment_type.TEXT)
     with drill.phase("verify after the bytes are put back"):
         healed = repo.verify()
-    drill.report(rto_s=None, rpo_s=None, corrupted=path.rsplit("/pg_data/", 1)[-1], verify_ok=verdict.ok,
-                 restore_exit=attempt.code, restore_error=next((line.strip() for line in attempt.output.splitlines()
-                                                                 if "ERROR" in line), None))
+    drill.report(
+        rto_s=None,
+        rpo_s=None,
+        corrupted=path.rsplit("/pg_data/", 1)[-1],
+        verify_ok=verdict.ok,
+        restore_exit=attempt.code,
+        restore_error=next((line.strip() for line in attempt.output.splitlines() if "ERROR" in line), None),
+    )
     assert not verdict.ok, "verify did not notice a corrupted backup file"
     assert "invalid checksum" in verdict.output, verdict.output[-800:]
     assert attempt.code != 0, "restore from a corrupted backup succeeded: a silent bad restore"

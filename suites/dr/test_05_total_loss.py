@@ -5,6 +5,7 @@ RTO by phase, from the loss to writes accepted and to a healthy cluster; RPO fro
 archived yet is lost: bounded by archive_timeout); the static tables equal their last archived state and the
 cluster keeps its system identifier.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,16 +13,21 @@ import os
 import allure
 import pytest
 
-from chaos.disasters import destroy_patroni_cluster, rebuild_patroni
-from chaos.drill import HEARTBEAT_READ, HEARTBEAT_UPSERT, Heartbeat, fingerprints, live_query, rpo_seconds
+from chaos.experiments.disasters import destroy_patroni_cluster, rebuild_patroni
+from chaos.experiments.drill import HEARTBEAT_READ, HEARTBEAT_UPSERT, Heartbeat, fingerprints, live_query, rpo_seconds
 from topology.health import assert_healthy
 from topology.timeouts import TIMEOUTS
 from topology.waiting import wait_for
 
 from .conftest import primary
 
-pytestmark = [pytest.mark.dr, pytest.mark.destructive, allure.parent_suite("dr"),
-              allure.suite("total loss")]
+pytestmark = [
+    pytest.mark.faults("Disaster@stack:patroni"),
+    pytest.mark.dr,
+    pytest.mark.destructive,
+    allure.parent_suite("dr"),
+    allure.suite("total loss"),
+]
 
 SYSID = "SELECT system_identifier::text FROM pg_control_system()"
 #: The RPO bound: archive_timeout forces a segment switch; the margin covers the push to the repository and the
@@ -52,8 +58,12 @@ def test_total_loss_rebuilt_from_backup(repo, has_backup, dr_data, drill, patron
     try:
         with drill.phase("rebuild: new etcd, Patroni bootstraps from the newest backup"):
             rebuild_patroni(client, DPG_BOOTSTRAP_METHOD="pgbackrest")
-            wait_for(lambda: run("SELECT NOT pg_is_in_recovery()"), within=TIMEOUTS.restore,
-                     what="a primary restored from the backup behind HAProxy", every=1)
+            wait_for(
+                lambda: run("SELECT NOT pg_is_in_recovery()"),
+                within=TIMEOUTS.restore,
+                what="a primary restored from the backup behind HAProxy",
+                every=1,
+            )
         restored_beat = float(run(HEARTBEAT_READ))
         with drill.phase("writes accepted"):
             wait_for(lambda: run(HEARTBEAT_UPSERT), within=TIMEOUTS.failover, what="a write through HAProxy")
@@ -68,11 +78,18 @@ def test_total_loss_rebuilt_from_backup(repo, has_backup, dr_data, drill, patron
             rebuild_patroni(client)
             assert_healthy(client, ["patroni"], within=TIMEOUTS.restore)
     rpo = rpo_seconds(last_acked, restored_beat)
-    drill.report(rto_s=drill.span("rebuild: new etcd, Patroni bootstraps from the newest backup", "writes accepted"),
-                 rpo_s=rpo, rto_healthy_s=drill.span("rebuild: new etcd, Patroni bootstraps from the newest backup",
-                                                     "replicas re-created and streaming"),
-                 destroyed=destroyed, heartbeats_failed=hb.failed, archive_timeout_s=archive_timeout_s())
+    drill.report(
+        rto_s=drill.span("rebuild: new etcd, Patroni bootstraps from the newest backup", "writes accepted"),
+        rpo_s=rpo,
+        rto_healthy_s=drill.span(
+            "rebuild: new etcd, Patroni bootstraps from the newest backup", "replicas re-created and streaming"
+        ),
+        destroyed=destroyed,
+        heartbeats_failed=hb.failed,
+        archive_timeout_s=archive_timeout_s(),
+    )
     assert sysid_after == sysid, f"a new cluster was created (system identifier {sysid} -> {sysid_after})"
     assert restored == source, f"restored tables differ from the last archived state: {restored} != {source}"
-    assert rpo is not None and rpo <= archive_timeout_s() + RPO_MARGIN_S, \
+    assert rpo is not None and rpo <= archive_timeout_s() + RPO_MARGIN_S, (
         f"RPO {rpo} s exceeds archive_timeout {archive_timeout_s()} s + {RPO_MARGIN_S} s"
+    )

@@ -1,5 +1,6 @@
 """Drill 7, the leader is killed while a full backup runs: the backup fails cleanly (a clear error, no backup
 recorded as valid) or completes; the next backup, taken from the new leader, succeeds and verifies."""
+
 from __future__ import annotations
 
 import threading
@@ -7,7 +8,7 @@ import threading
 import allure
 import pytest
 
-from chaos.drill import live_query
+from chaos.experiments.drill import live_query
 from chaos.faults import Killed
 from topology.backup import mark_segment_done, stale_segment_blocking_archive
 from topology.health import assert_healthy
@@ -18,7 +19,13 @@ from topology.waiting import wait_for
 
 from .conftest import superuser
 
-pytestmark = [pytest.mark.dr, pytest.mark.destructive, allure.parent_suite("dr"), allure.suite("leader killed during backup")]
+pytestmark = [
+    pytest.mark.faults("Disaster@stack:patroni"),
+    pytest.mark.dr,
+    pytest.mark.destructive,
+    allure.parent_suite("dr"),
+    allure.suite("leader killed during backup"),
+]
 
 
 class ArchiverStuckOnStaleSegment(AssertionError):
@@ -29,22 +36,27 @@ class ArchiverStuckOnStaleSegment(AssertionError):
 SLOW_BACKUP = ("--process-max=1", "--compress-type=gz", "--compress-level=9")
 
 
+@pytest.mark.faults("Killed@patroni-leader")
 @allure.title("leader killed during a full backup: clean failure or completion, the next backup verifies")
-@pytest.mark.xfail(raises=ArchiverStuckOnStaleSegment, strict=False,
-                   reason="seen in CI on 2026-11-26 (1 run; passed in every earlier run): the replica promoted during "
-                          "the backup was in the middle of a spread restartpoint; it finished 2 s after promotion and "
-                          "marked an old recycled file (000000020000000000000022, past the end of timeline 2) .ready; "
-                          "pgBackRest refuses it ('[029] first page header in WAL file is expected to be in long "
-                          "format'), so the archiver stops there and every backup fails ('[082] WAL segment ... was "
-                          "not archived'). The drill then applies the remedy (mark that segment archived) and the "
-                          "backup must succeed and verify; any other failure still fails the drill.")
+@pytest.mark.xfail(
+    raises=ArchiverStuckOnStaleSegment,
+    strict=False,
+    reason="seen in CI on 2026-11-26 (1 run; passed in every earlier run): the replica promoted during "
+    "the backup was in the middle of a spread restartpoint; it finished 2 s after promotion and "
+    "marked an old recycled file (000000020000000000000022, past the end of timeline 2) .ready; "
+    "pgBackRest refuses it ('[029] first page header in WAL file is expected to be in long "
+    "format'), so the archiver stops there and every backup fails ('[082] WAL segment ... was "
+    "not archived'). The drill then applies the remedy (mark that segment archived) and the "
+    "backup must succeed and verify; any other failure still fails the drill.",
+)
 def test_leader_killed_during_backup(repo, has_backup, dr_data, drill, patroni_stack):
     cluster = PatroniCluster(patroni_stack)
     leader = cluster.leader()
     labels_before = {b.label for b in repo.backups()}
     outcome: dict = {}
-    worker = threading.Thread(target=lambda: outcome.update(r=repo.backup("full", *SLOW_BACKUP, check=False)),
-                              daemon=True)
+    worker = threading.Thread(
+        target=lambda: outcome.update(r=repo.backup("full", *SLOW_BACKUP, check=False)), daemon=True
+    )
     with drill.phase("backup started"):
         worker.start()
         wait_for(repo.backup_running, within=60, what="the backup holds its lock", every=0.2)
@@ -70,10 +82,15 @@ def test_leader_killed_during_backup(repo, has_backup, dr_data, drill, patroni_s
             nxt = repo.backup("full", check=False)
     with drill.phase("verify"):
         verdict = repo.verify()
-    drill.report(rto_s=drill.phases["next backup from the new leader"], rpo_s=None, killed=leader,
-                 outcome="completed" if result.ok else "failed",
-                 error=next((line.strip() for line in result.output.splitlines() if "ERROR" in line), None),
-                 interrupted_backup_s=round(result.seconds, 1), stale_segment=stale)
+    drill.report(
+        rto_s=drill.phases["next backup from the new leader"],
+        rpo_s=None,
+        killed=leader,
+        outcome="completed" if result.ok else "failed",
+        error=next((line.strip() for line in result.output.splitlines() if "ERROR" in line), None),
+        interrupted_backup_s=round(result.seconds, 1),
+        stale_segment=stale,
+    )
     if result.ok:
         assert new, "the backup reported success but no new backup is listed"
     else:
@@ -84,4 +101,5 @@ def test_leader_killed_during_backup(repo, has_backup, dr_data, drill, patroni_s
     if stale:
         raise ArchiverStuckOnStaleSegment(
             f"the new leader's archiver was stuck on {stale}, past the end of its timeline; backups succeeded "
-            "only after it was marked archived")
+            "only after it was marked archived"
+        )

@@ -27,6 +27,7 @@ DPG_CITUS_DR_SABOTAGE=skip-worker-2 restores the coordinator and worker-1 only (
 and its log has no restore-point line). After a sabotaged run the cluster is inconsistent on purpose:
 `python -m topology down citus` (pytest does it when it started the stack).
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,8 @@ import uuid
 import allure
 import pytest
 
-from chaos.drill import Drill
-from reports import evidence
+from chaos.experiments.drill import Drill
+from topology import evidence
 from topology.citus import CitusCluster, connect
 from topology.citus_backup import STOPPED_AT, citus_backups, query, timeline
 from topology.health import assert_healthy
@@ -45,8 +46,14 @@ from topology.names import CITUS_NODES
 from topology.timeouts import TIMEOUTS
 from topology.waiting import wait_for
 
-pytestmark = [pytest.mark.dr, pytest.mark.destructive, pytest.mark.citus, allure.parent_suite("dr"),
-              allure.suite("citus")]
+pytestmark = [
+    pytest.mark.faults("Disaster@stack:citus"),
+    pytest.mark.dr,
+    pytest.mark.destructive,
+    pytest.mark.citus,
+    allure.parent_suite("dr"),
+    allure.suite("citus"),
+]
 
 SABOTAGE = os.environ.get("DPG_CITUS_DR_SABOTAGE", "")
 SABOTAGES = ("", "later-point", "skip-worker-2")
@@ -60,19 +67,27 @@ COORDINATOR = CITUS_NODES[0]
 
 def _insert_user(uid: int) -> float:
     """One user with its co-located events in one transaction; the coordinator's commit time (epoch)."""
-    sql = (f"BEGIN; INSERT INTO distributed.users VALUES ({uid}, 1 + {uid} % 50, 'dr{uid}@dpg.test', now()); "
-           f"INSERT INTO distributed.events SELECT {uid}, {uid} * 10 + k, 'dr', now() "
-           f"FROM generate_series(1, {EVENTS_PER_USER}) k; COMMIT")
+    sql = (
+        f"BEGIN; INSERT INTO distributed.users VALUES ({uid}, 1 + {uid} % 50, 'dr{uid}@dpg.test', now()); "
+        f"INSERT INTO distributed.events SELECT {uid}, {uid} * 10 + k, 'dr', now() "
+        f"FROM generate_series(1, {EVENTS_PER_USER}) k; COMMIT"
+    )
     with connect(COORDINATOR, statement_timeout_ms=30_000) as conn:
         conn.execute(sql)
         return float(conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0])
 
 
 def _drill_rows(low: int, high: int) -> dict[str, int]:
-    return {"users": int(query(COORDINATOR, "SELECT count(*) FROM distributed.users WHERE id >= %s AND id < %s",
-                               (low, high))),
-            "events": int(query(COORDINATOR, "SELECT count(*) FROM distributed.events WHERE user_id >= %s "
-                                             "AND user_id < %s", (low, high)))}
+    return {
+        "users": int(
+            query(COORDINATOR, "SELECT count(*) FROM distributed.users WHERE id >= %s AND id < %s", (low, high))
+        ),
+        "events": int(
+            query(
+                COORDINATOR, "SELECT count(*) FROM distributed.events WHERE user_id >= %s AND user_id < %s", (low, high)
+            )
+        ),
+    }
 
 
 def _differences(before: dict, after: dict) -> dict:
@@ -83,13 +98,20 @@ def _differences(before: dict, after: dict) -> dict:
         if was == now:
             continue
         if isinstance(was, list) and isinstance(now, list):
-            first = next((i for i, (a, b) in enumerate(zip(was, now)) if a != b), min(len(was), len(now)))
-            out[key] = {"rows at the point": len(was), "rows restored": len(now), "first difference at": first,
-                        "at the point": was[first] if first < len(was) else None,
-                        "restored": now[first] if first < len(now) else None}
+            first = next((i for i, (a, b) in enumerate(zip(was, now, strict=False)) if a != b), min(len(was), len(now)))
+            out[key] = {
+                "rows at the point": len(was),
+                "rows restored": len(now),
+                "first difference at": first,
+                "at the point": was[first] if first < len(was) else None,
+                "restored": now[first] if first < len(now) else None,
+            }
         elif isinstance(was, dict) and isinstance(now, dict):
-            out[key] = {k: {"at the point": was.get(k), "restored": now.get(k)}
-                        for k in sorted(set(was) | set(now), key=str) if was.get(k) != now.get(k)}
+            out[key] = {
+                k: {"at the point": was.get(k), "restored": now.get(k)}
+                for k in sorted(set(was) | set(now), key=str)
+                if was.get(k) != now.get(k)
+            }
         else:
             out[key] = {"at the point": was, "restored": now}
     return out
@@ -141,8 +163,11 @@ def test_citus_consistent_restore_point(citus_stack):
             backups.start(restored_nodes)
             promoted = backups.wait_promoted(restored_nodes)
         with drill.phase("coordinator answers a multi-shard query"):
-            answered = wait_for(lambda: query(COORDINATOR, MULTI_SHARD) is not None, within=TIMEOUTS.citus_recover,
-                                what="the coordinator answers a multi-shard count after the restore")
+            answered = wait_for(
+                lambda: query(COORDINATOR, MULTI_SHARD) is not None,
+                within=TIMEOUTS.citus_recover,
+                what="the coordinator answers a multi-shard count after the restore",
+            )
         with allure.step("verify the restored cluster"):
             restored = citus.snapshot()
             late_restored = _drill_rows(AFTER_IDS, AFTER_IDS + AFTER_WRITES)
@@ -153,17 +178,28 @@ def test_citus_consistent_restore_point(citus_stack):
     leftovers = backups.leftovers()
 
     rpo_s = round(max(after_at) - point_at, 2)
-    drill.report(rto_s=drill.span("restore: stop the nodes", "coordinator answers a multi-shard query"),
-                 rpo_s=rpo_s, rpo_writes=AFTER_WRITES + 1, target=f"restore point {target}",
-                 point_lsn_coordinator=point_lsn, sabotage=SABOTAGE or None,
-                 base_backups=[b.__dict__ for b in base], archived=[a.__dict__ for a in archived],
-                 promoted_after_s=promoted, stop_exit_codes=stop_exit_codes, timelines_before=timelines,
-                 timelines_after=new_timelines,
-                 late_rows_written=late_written, late_rows_restored=late_restored,
-                 early_rows_restored=early_restored, answered=bool(answered))
+    drill.report(
+        rto_s=drill.span("restore: stop the nodes", "coordinator answers a multi-shard query"),
+        rpo_s=rpo_s,
+        rpo_writes=AFTER_WRITES + 1,
+        target=f"restore point {target}",
+        point_lsn_coordinator=point_lsn,
+        sabotage=SABOTAGE or None,
+        base_backups=[b.__dict__ for b in base],
+        archived=[a.__dict__ for a in archived],
+        promoted_after_s=promoted,
+        stop_exit_codes=stop_exit_codes,
+        timelines_before=timelines,
+        timelines_after=new_timelines,
+        late_rows_written=late_written,
+        late_rows_restored=late_restored,
+        early_rows_restored=early_restored,
+        answered=bool(answered),
+    )
     diff = _differences(at_point, restored)
-    evidence.attach_json("restored vs restore point", {"differences": diff, "stopped at the point": stopped_at,
-                                                       "leftovers": leftovers})
+    evidence.attach_json(
+        "restored vs restore point", {"differences": diff, "stopped at the point": stopped_at, "leftovers": leftovers}
+    )
     problems = []
     if late_written != {"users": AFTER_WRITES, "events": AFTER_WRITES * EVENTS_PER_USER}:
         problems.append(f"the late writes were not all written before the restore: {late_written}")
@@ -172,8 +208,7 @@ def test_citus_consistent_restore_point(citus_stack):
     if late_restored != {"users": 0, "events": 0}:
         problems.append(f"rows written after the restore point survived: {late_restored}")
     if early_restored != {"users": BEFORE_ROWS, "events": BEFORE_ROWS * EVENTS_PER_USER}:
-        problems.append(f"rows written before the restore point (after the base backups) are missing: "
-                        f"{early_restored}")
+        problems.append(f"rows written before the restore point (after the base backups) are missing: {early_restored}")
     if not all(stopped_at.values()):
         problems.append(f"not every node's recovery stopped at {target!r}: {stopped_at}")
     if not all(new_timelines[n] > timelines[n] for n in CITUS_NODES):

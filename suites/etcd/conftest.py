@@ -1,16 +1,17 @@
 """Fixtures of the etcd suite: the etcd handle, the DCS-outage experiment factory, failsafe_mode on/off.
 
 The failover suite's `cluster`/`experiment` fixtures (and its report hook) are reused as they are."""
+
 from __future__ import annotations
 
 import allure
 import pytest
 
-from chaos.dcs_outage import DcsOutageExperiment
-from chaos.experiment import container_logs
+from chaos.experiments.dcs_outage import DcsOutageExperiment
+from chaos.experiments.failover import container_logs
 from chaos.faults import DynamicConfigChanged, PatroniAPI
-from reports import evidence
 from suites.failover.conftest import cluster, experiment  # noqa: F401 - fixtures
+from topology import evidence
 from topology.etcd import EtcdCluster
 from topology.health import assert_healthy
 from topology.names import ETCD_MEMBERS, PATRONI_NODES
@@ -26,8 +27,10 @@ def etcd(write_paths_stacks) -> EtcdCluster:
 @pytest.fixture
 def dcs_outage(write_paths_stacks, etcd, request):
     """Build DCS-outage experiments; always end with the health gate and all etcd members healthy."""
+
     def make(fault: str, **kwargs) -> DcsOutageExperiment:
         return DcsOutageExperiment(write_paths_stacks, fault, **kwargs)
+
     yield make
     rep = getattr(request.node, "rep_call", None)
     # a failure or a known failure (xfail): the logs say which one it was and why
@@ -48,7 +51,10 @@ def failsafe_mode(request, write_paths_stacks):
     api = PatroniAPI.published()
     with DynamicConfigChanged({"failsafe_mode": True}, api):
         # the leader publishes the members it will ask for permission to go on once etcd is gone
-        members = wait_for(lambda: api.request("GET", "/failsafe").json(), within=TIMEOUTS.cluster_ready,
-                           what="the leader's /failsafe member list")
+        members = wait_for(
+            lambda: api.request("GET", "/failsafe").json(),
+            within=TIMEOUTS.cluster_ready,
+            what="the leader's /failsafe member list",
+        )
         evidence.attach_json("failsafe members", members)
         yield True

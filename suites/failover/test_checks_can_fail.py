@@ -3,6 +3,7 @@
 (The checkers' ability to flag loss, duplicates and split brain is proven on hand-made histories in
 suites/unit/test_checker.py; this is the end-to-end half, against the running cluster.)
 """
+
 from __future__ import annotations
 
 import time
@@ -11,12 +12,12 @@ from dataclasses import replace
 import allure
 import pytest
 
-from chaos.checker import write_gap
-from chaos.experiment import node_of_ip
+from chaos.checkers.writes import write_gap
+from chaos.clients.probes import Workload
+from chaos.experiments.evidence import attach_history
+from chaos.experiments.failover import node_of_ip
 from chaos.faults import Reconfigured
-from chaos.probes import Workload
-from reports import evidence
-from topology import endpoints, health
+from topology import endpoints, evidence, health
 from topology.health import assert_healthy, haproxy_backend
 from topology.timeouts import TIMEOUTS
 from topology.waiting import wait_for
@@ -24,6 +25,7 @@ from topology.waiting import wait_for
 pytestmark = [pytest.mark.destructive, allure.parent_suite("failover"), allure.suite("checks can fail")]
 
 
+@pytest.mark.faults("Reconfigured@stack:patroni")
 @allure.title("HAProxy checking /health instead of /primary is caught: gate red, writes refused by replicas")
 def test_misrouting_haproxy_is_caught(write_paths_stacks):
     client = write_paths_stacks
@@ -31,8 +33,11 @@ def test_misrouting_haproxy_is_caught(write_paths_stacks):
         assert_healthy(client, ["patroni"])
     with Reconfigured("patroni", {"DPG_HAPROXY_RW_CHECK": "/health"}):
         with allure.step("HAProxy now marks every node UP for writes"):
-            wait_for(lambda: sum(s.startswith("UP") for s in haproxy_backend("primary").values()) == 3,
-                     within=TIMEOUTS.router_follow * 2, what="3 servers UP in the RW backend")
+            wait_for(
+                lambda: sum(s.startswith("UP") for s in haproxy_backend("primary").values()) == 3,
+                within=TIMEOUTS.router_follow * 2,
+                what="3 servers UP in the RW backend",
+            )
         with allure.step("the health gate names the problem"):
             problems = health.problems(client, "patroni")
             assert any("HAProxy RW backend" in p for p in problems), problems
@@ -43,7 +48,7 @@ def test_misrouting_haproxy_is_caught(write_paths_stacks):
             workload = Workload(writers, node_of=node_of_ip(), max_seconds=30)
             with workload.running() as history:
                 time.sleep(3)
-            evidence.attach_history("misrouted haproxy", history)
+            attach_history("misrouted haproxy", history)
             refused = [o for o in history.ops(outcome="fail") if "ReadOnly" in (o.error or "")]
             evidence.attach_json("gaps", {w.name: write_gap(history, w.name).to_dict() for w in writers})
             assert refused, "no write was refused by a replica: the misrouting went unnoticed"

@@ -1,12 +1,12 @@
 """Conformance of the fault proxy with the Toxiproxy 2.x HTTP API, driven by the official client.
 
 Why: the suites inject network faults through `toxiproxy-python`. Our stdlib server
-(`chaos.faultproxy`) stands in for Toxiproxy, which cannot be installed here; this module pins the
+(`faultproxy`) stands in for Toxiproxy, which cannot be installed here; this module pins the
 behaviour both must share. Every assertion also holds for the real Toxiproxy 2.x, so the official
 image can be swapped into the topology and this file says whether anything changed.
 
 Targets (fixture `proxy_target`):
-- "embedded": `python -m chaos.faultproxy` and `python -m chaos.faultproxy.echo` as subprocesses
+- "embedded": `python -m faultproxy` and `python -m faultproxy.echo` as subprocesses
   on 127.0.0.1 (proxies listen on 127.0.0.1:0, the port they get is read back from the API);
 - "topology": the proxy container of the topology (brought up by the `toxiproxy_stack` fixture):
   API on 127.0.0.1:$DPG_PORT_TOXIPROXY (8474), proxies on 0.0.0.0:25000-25009 inside it (published
@@ -16,6 +16,7 @@ Targets (fixture `proxy_target`):
 
 All traffic goes to 127.0.0.1; every socket operation and loop is bounded by a timeout.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,17 +38,17 @@ from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 from topology.stacks import port
 
 ROOT = Path(__file__).resolve().parents[2]
-PREFIX = "conf-"          # every proxy this module creates; cleaned before and after each test
-IO_TIMEOUT = 5.0          # bound on any single wait for the network
+PREFIX = "conf-"  # every proxy this module creates; cleaned before and after each test
+IO_TIMEOUT = 5.0  # bound on any single wait for the network
 HTTP_TIMEOUT = 5.0
 
 
 @dataclass
 class Target:
     kind: str
-    api: str                 # base URL of the HTTP API
-    upstream: str            # the echo server, as the proxy dials it
-    port_base: int | None    # None: listen on 127.0.0.1:0; else 0.0.0.0:port_base+slot, published on 127.0.0.1
+    api: str  # base URL of the HTTP API
+    upstream: str  # the echo server, as the proxy dials it
+    port_base: int | None  # None: listen on 127.0.0.1:0; else 0.0.0.0:port_base+slot, published on 127.0.0.1
 
     def listen(self, slot: int = 0) -> str:
         return "127.0.0.1:0" if self.port_base is None else f"0.0.0.0:{self.port_base + slot}"
@@ -107,7 +108,7 @@ def recv_exact(sock: socket.socket, n: int, timeout: float = IO_TIMEOUT) -> byte
         sock.settimeout(left)
         try:
             data = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             continue
         if not data:
             raise AssertionError(f"connection closed after {len(got)} of {n} bytes")
@@ -134,7 +135,7 @@ def wait_end(sock: socket.socket, timeout: float = IO_TIMEOUT) -> tuple[str, byt
         sock.settimeout(left)
         try:
             data = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             continue
         except ConnectionResetError:
             return "reset", bytes(got)
@@ -183,15 +184,25 @@ def _embedded(tmp_path_factory):
     logs = tmp_path_factory.mktemp("faultproxy")
     echo_port, api_port = _free_port(), _free_port()
     commands = {
-        "echo": ["chaos.faultproxy.echo", "--host", "127.0.0.1", "--port", str(echo_port)],
-        "api": ["chaos.faultproxy", "--host", "127.0.0.1", "--port", str(api_port)],
+        "echo": ["faultproxy.echo", "--host", "127.0.0.1", "--port", str(echo_port)],
+        "api": ["faultproxy", "--host", "127.0.0.1", "--port", str(api_port)],
     }
     procs = []
     try:
         for name, args in commands.items():
-            log = open(logs / f"{name}.log", "wb")
-            procs.append((subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, stdin=subprocess.DEVNULL,
-                                           stdout=log, stderr=subprocess.STDOUT), log))
+            log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - the child process writes it; closed at teardown
+            procs.append(
+                (
+                    subprocess.Popen(
+                        [sys.executable, "-m", *args],
+                        cwd=ROOT,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    ),
+                    log,
+                )
+            )
         api = f"http://127.0.0.1:{api_port}"
         if not (_api_answers(api, 15.0) and _port_answers(echo_port, 5.0)):
             tails = {n: (logs / f"{n}.log").read_text(errors="replace")[-2000:] for n in commands}
@@ -217,8 +228,12 @@ def _topology(request):
         api = f"http://127.0.0.1:{port('DPG_PORT_TOXIPROXY')}"
     if not _api_answers(api, 15.0):
         pytest.fail(f"fault proxy API {api} does not answer")
-    yield Target("topology", api, os.environ.get("DPG_FAULTPROXY_UPSTREAM", "echo:7777"),
-                 int(os.environ.get("DPG_FAULTPROXY_PORT_BASE", "25000")))
+    yield Target(
+        "topology",
+        api,
+        os.environ.get("DPG_FAULTPROXY_UPSTREAM", "echo:7777"),
+        int(os.environ.get("DPG_FAULTPROXY_PORT_BASE", "25000")),
+    )
 
 
 @pytest.fixture(scope="module", params=["embedded", "topology"])
@@ -274,7 +289,12 @@ def test_proxy_create_list_get_delete(toxi, proxy_target):
     assert toxi.get_proxy(PREFIX + "crud").listen == proxy.listen
     shown = t.call("GET", f"/proxies/{PREFIX}crud").json()
     assert {k: shown[k] for k in ("name", "listen", "upstream", "enabled", "toxics")} == {
-        "name": PREFIX + "crud", "listen": proxy.listen, "upstream": t.upstream, "enabled": True, "toxics": []}
+        "name": PREFIX + "crud",
+        "listen": proxy.listen,
+        "upstream": t.upstream,
+        "enabled": True,
+        "toxics": [],
+    }
 
     sock = connect(addr)
     assert roundtrip(sock) < 1.0
@@ -292,7 +312,7 @@ def test_proxy_create_list_get_delete(toxi, proxy_target):
     assert absent.status_code == 404 and absent.json()["status"] == 404
 
     assert proxy.destroy() is True
-    how, _ = wait_end(sock)
+    _how, _ = wait_end(sock)
     sock.close()
     assert PREFIX + "crud" not in toxi.proxies()
     assert_unreachable(addr)
@@ -302,8 +322,10 @@ def test_proxy_create_list_get_delete(toxi, proxy_target):
 def test_populate(toxi, proxy_target):
     """POST /populate creates a batch (201, {"proxies": [...]}) and validates it first."""
     t = proxy_target
-    body = [{"name": PREFIX + "pop-a", "listen": t.listen(1), "upstream": t.upstream},
-            {"name": PREFIX + "pop-b", "listen": t.listen(2), "upstream": t.upstream, "enabled": False}]
+    body = [
+        {"name": PREFIX + "pop-a", "listen": t.listen(1), "upstream": t.upstream},
+        {"name": PREFIX + "pop-b", "listen": t.listen(2), "upstream": t.upstream, "enabled": False},
+    ]
     resp = t.call("POST", "/populate", json=body)
     assert resp.status_code == 201, resp.text
     made = {p["name"]: p for p in resp.json()["proxies"]}
@@ -323,7 +345,7 @@ def test_disable_enable_cuts_connections(echo_proxy, proxy_target):
     sock = connect(addr)
     assert roundtrip(sock) < 1.0
     proxy.disable()
-    how, got = wait_end(sock, 3.0)
+    _how, got = wait_end(sock, 3.0)
     sock.close()
     assert got == b""
     shown = proxy_target.call("GET", f"/proxies/{proxy.name}").json()
@@ -361,8 +383,7 @@ def test_toxic_crud(echo_proxy, proxy_target):
     toxic = proxy.get_toxic("latency_downstream")
     assert (toxic.type, toxic.stream, float(toxic.toxicity)) == ("latency", "downstream", 1.0)
     assert toxic.attributes == {"latency": 100, "jitter": 10}
-    proxy.add_toxic(type="bandwidth", stream="upstream", name="conf-bw", toxicity=0.5,
-                    attributes={"rate": 1000})
+    proxy.add_toxic(type="bandwidth", stream="upstream", name="conf-bw", toxicity=0.5, attributes={"rate": 1000})
     assert set(proxy.toxics()) == {"latency_downstream", "conf-bw"}
     shown = proxy_target.call("GET", f"{base}/conf-bw").json()
     assert (shown["stream"], shown["toxicity"], shown["attributes"]) == ("upstream", 0.5, {"rate": 1000})

@@ -1,4 +1,5 @@
 """Fixtures of the monitoring suite: every stack Prometheus scrapes, and the health gate that ends each test."""
+
 from __future__ import annotations
 
 import allure

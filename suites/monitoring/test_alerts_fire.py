@@ -4,6 +4,7 @@ Bounds: compose/config/prometheus/alert-bounds.yml (scrape + detect + for + eval
 runs between two health gates (`health_gate`); the last scenario proves that a broken rule turns these
 assertions red.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -17,8 +18,14 @@ import yaml
 from chaos.faults import Killed, MaintenanceMode, Paused, Reconfigured, Stopped
 from chaos.faults.replay import ReplayPaused
 from topology import endpoints, prometheus
-from topology.alerts import (AlertNotFired, AlertNotLoaded, expect_alert, expect_alerts, expected_targets,
-                             target_problems)
+from topology.alerts import (
+    AlertNotFired,
+    AlertNotLoaded,
+    expect_alert,
+    expect_alerts,
+    expected_targets,
+    target_problems,
+)
 from topology.health import assert_healthy, query_one
 from topology.names import container
 from topology.patroni import PatroniCluster
@@ -37,21 +44,24 @@ def scratch_copy(src, dst):
     return dst
 
 
+@pytest.mark.faults("Stopped@patroni-replica")
 @allure.title("Patroni member down: a stopped replica fires PatroniMemberDown, start resolves it")
 def test_patroni_member_down(health_gate):
     replica = PatroniCluster(health_gate).replicas()[0]
-    with expect_alert("PatroniMemberDown", {"job": "patroni", "instance": f"{replica}:8008"},
-                      fault=Stopped(container(replica))):
+    with expect_alert(
+        "PatroniMemberDown", {"job": "patroni", "instance": f"{replica}:8008"}, fault=Stopped(container(replica))
+    ):
         pass
 
 
+@pytest.mark.faults("Killed@vector-db")
 @allure.title("PostgreSQL down: the vector DB's postmaster killed fires PostgresDown{cluster=vector}")
 def test_postgres_down(health_gate):
-    with expect_alert("PostgresDown", {"job": "postgres", "cluster": "vector"},
-                      fault=Killed(container("vector-db"))):
+    with expect_alert("PostgresDown", {"job": "postgres", "cluster": "vector"}, fault=Killed(container("vector-db"))):
         pass
 
 
+@pytest.mark.faults("Stopped@etcd-member")
 @allure.title("etcd member down: a stopped etcd follower fires EtcdMemberDown")
 def test_etcd_member_down(health_gate):
     followers = sorted(i for i, v in prometheus.values('etcd_server_is_leader{job="etcd"}').items() if v == 0)
@@ -61,23 +71,29 @@ def test_etcd_member_down(health_gate):
         pass
 
 
+@pytest.mark.faults("Stopped@redis")
 @allure.title("Redis down: a stopped Redis fires RedisDown")
 def test_redis_down(health_gate):
     with expect_alert("RedisDown", {"job": "redis"}, fault=Stopped(container("redis"))):
         pass
 
 
-@allure.title("no leader: the leader frozen under maintenance mode fires PatroniNoLeader and "
-              "HAProxyBackendNoServer{proxy=primary}")
+@pytest.mark.faults("MaintenanceMode@patroni-api", "Paused@patroni-leader")
+@allure.title(
+    "no leader: the leader frozen under maintenance mode fires PatroniNoLeader and "
+    "HAProxyBackendNoServer{proxy=primary}"
+)
 def test_no_leader_and_haproxy_backend_without_server(health_gate):
     """Maintenance mode keeps the replicas from taking over, so the cluster stays leaderless until heal."""
     leader = PatroniCluster(health_gate).leader()
     with MaintenanceMode():
-        with expect_alerts(("PatroniNoLeader", None), ("HAProxyBackendNoServer", {"proxy": "primary"}),
-                           fault=Paused(container(leader))):
+        with expect_alerts(
+            ("PatroniNoLeader", None), ("HAProxyBackendNoServer", {"proxy": "primary"}), fault=Paused(container(leader))
+        ):
             pass
 
 
+@pytest.mark.faults("Reconfigured@stack:traefik")
 @allure.title("Traefik without TCP routers: started on an empty dynamic directory fires TraefikNoTCPRouters")
 def test_traefik_without_tcp_routers(health_gate, tmp_path):
     empty = tmp_path / "dynamic-empty"
@@ -89,6 +105,7 @@ def test_traefik_without_tcp_routers(health_gate, tmp_path):
         assert sorted(missing) == ["citus-coordinator", "patroni-primary", "patroni-replicas"], missing
 
 
+@pytest.mark.faults("MaintenanceMode@patroni-api", "ReplayPaused@patroni-replica")
 @allure.title("replica lag: WAL replay paused on a replica while 5 MB are written fires PostgresReplicaLag")
 def test_replica_lag(health_gate):
     """Under maintenance mode: Patroni would otherwise resume the paused replay within seconds."""
@@ -103,25 +120,27 @@ def test_replica_lag(health_gate):
                     conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (id int, pad text)")
                     conn.execute(f"INSERT INTO {table} SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g")
                 lag.wait_firing()
-                bytes_behind = prometheus.values(
-                    f'pg_stat_replication_pg_wal_lsn_diff{{application_name="{replica}"}}')
+                bytes_behind = prometheus.values(f'pg_stat_replication_pg_wal_lsn_diff{{application_name="{replica}"}}')
                 allure.attach(str(bytes_behind), name="replay lag (bytes) while paused")
     finally:
         with psycopg.connect(**rw, autocommit=True) as conn:
             conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
+@pytest.mark.faults("Stopped@pgbackrest")
 @allure.title("WAL archiving failing: the pgBackRest repository host stopped fires PostgresWalArchivingFailing")
 def test_wal_archiving_failing(health_gate):
-    mode, = query_one(endpoints.haproxy(), "SELECT current_setting('archive_mode')")
+    (mode,) = query_one(endpoints.haproxy(), "SELECT current_setting('archive_mode')")
     if mode == "off":
-        pytest.skip("WAL archiving is not configured (archive_mode=off in the Patroni cluster): the rule is "
-                    "covered by its promtool unit test only")
+        pytest.skip(
+            "WAL archiving is not configured (archive_mode=off in the Patroni cluster): the rule is "
+            "covered by its promtool unit test only"
+        )
     try:
         with expect_alert("PostgresWalArchivingFailing", {"cluster": "patroni"}) as failing:
             with Stopped(container("pgbackrest")):
                 failing.injected()
-                switch_wal(PatroniCluster(health_gate).leader())   # a complete segment to push now
+                switch_wal(PatroniCluster(health_gate).leader())  # a complete segment to push now
                 failing.wait_firing()
     finally:
         with psycopg.connect(**endpoints.haproxy().conninfo(connect_timeout=3), autocommit=True) as conn:
@@ -136,6 +155,7 @@ def switch_wal(leader: str) -> None:
         conn.execute("SELECT pg_switch_wal()")
 
 
+@pytest.mark.faults("Reconfigured@stack:monitoring", "Stopped@redis")
 @allure.title("a broken rule turns the assertion red: a deleted rule is AlertNotLoaded, a wrong one AlertNotFired")
 def test_broken_rules_fail_the_alert_assertions(health_gate, tmp_path):
     rules = scratch_copy(COMPOSE_DIR / "config" / "prometheus" / "rules", tmp_path / "rules")
@@ -144,11 +164,14 @@ def test_broken_rules_fail_the_alert_assertions(health_gate, tmp_path):
         group["rules"] = [r for r in group["rules"] if r.get("alert") != "PatroniMemberDown"]
         for r in group["rules"]:
             if r.get("alert") == "RedisDown":
-                r["expr"] = "redis_up == 2"          # looks plausible, never true
+                r["expr"] = "redis_up == 2"  # looks plausible, never true
     (rules / "dpg.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
     with Reconfigured("monitoring", {"DPG_PROMETHEUS_RULES_DIR": str(rules)}):
-        wait_for(lambda: "RedisDown" in prometheus.rule_names() and not target_problems(expected_targets(health_gate)),
-                 within=TIMEOUTS.stack_up, what="Prometheus on the broken rules, every target scraped")
+        wait_for(
+            lambda: "RedisDown" in prometheus.rule_names() and not target_problems(expected_targets(health_gate)),
+            within=TIMEOUTS.stack_up,
+            what="Prometheus on the broken rules, every target scraped",
+        )
         with pytest.raises(AlertNotLoaded):
             with expect_alert("PatroniMemberDown"):
                 pass
@@ -157,17 +180,25 @@ def test_broken_rules_fail_the_alert_assertions(health_gate, tmp_path):
             with expect_alert("RedisDown", {"job": "redis"}, fault=Stopped(container("redis"))):
                 pass
         allure.attach(f"{caught.value}\nafter {time.monotonic() - started:.1f} s", name="AlertNotFired")
-        wait_for(lambda: prometheus.values("redis_up") == {"redis-exporter:9121": 1.0}, within=TIMEOUTS.stack_up,
-                 what="redis_up back to 1 after the heal")
+        wait_for(
+            lambda: prometheus.values("redis_up") == {"redis-exporter:9121": 1.0},
+            within=TIMEOUTS.stack_up,
+            what="redis_up back to 1 after the heal",
+        )
 
 
+@pytest.mark.faults("Stopped@citus-worker-2")
 @pytest.mark.citus
 @allure.title("Citus worker down: a stopped worker fires CitusWorkerDown (coordinator's run_command_on_workers)")
 def test_citus_worker_down(health_gate, citus_stack):
-    wait_for(lambda: not target_problems(expected_targets(citus_stack)), within=TIMEOUTS.stack_up,
-             what="the Citus exporter discovered and scraped")
-    with expect_alert("CitusWorkerDown", {"job": "citus", "worker": "citus-worker-2"},
-                      fault=Stopped(container("citus-worker-2"))):
+    wait_for(
+        lambda: not target_problems(expected_targets(citus_stack)),
+        within=TIMEOUTS.stack_up,
+        what="the Citus exporter discovered and scraped",
+    )
+    with expect_alert(
+        "CitusWorkerDown", {"job": "citus", "worker": "citus-worker-2"}, fault=Stopped(container("citus-worker-2"))
+    ):
         pass
     with allure.step("Citus health gate"):
         assert_healthy(citus_stack, ["citus"], within=TIMEOUTS.rejoin)

@@ -3,6 +3,7 @@
 Runs only where $DPG_GRAFANA_IMAGE is present locally (no registry is reachable here and the image is never
 faked); otherwise the `grafana_stack` fixture skips with the topology's reason.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import json
 import allure
 import requests
 
-from reports import evidence
+from topology import evidence
 from topology.stacks import COMPOSE_DIR, port
 
 pytestmark = [allure.parent_suite("monitoring"), allure.suite("grafana")]

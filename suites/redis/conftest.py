@@ -1,4 +1,5 @@
 """Fixtures of the Redis suite: the stacks, the demo table, a fault-proxy route to Redis, cache clients."""
+
 from __future__ import annotations
 
 import os
@@ -9,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chaos.cache import CacheAside, PostgresUsers, redis_client
+from chaos.clients.cache import CacheAside, PostgresUsers, redis_client
 from topology import endpoints
 from topology.errors import TopologyError
-from topology.stacks import port
 from topology.proxy_routes import proxy_route
+from topology.stacks import port
 
 CONFIG = Path(__file__).with_name("cache.yaml")
 #: the fault proxy's route to Redis: listens on the last of the published proxy ports, dials redis:6379
@@ -37,14 +38,22 @@ def cache_config() -> CacheConfig:
     """suites/redis/cache.yaml; DPG_CACHE_MAX_READ_MS overrides the latency bound."""
     try:
         raw = yaml.safe_load(CONFIG.read_text())
-        cfg = CacheConfig(**{k: float(raw[k]) for k in ("socket_timeout_s", "breaker_s", "cut_s",
-                                                         "max_read_ms_during_cut")},
-                          users=int(raw["users"]), written=int(raw["written"]), source=CONFIG.name)
+        cfg = CacheConfig(
+            **{k: float(raw[k]) for k in ("socket_timeout_s", "breaker_s", "cut_s", "max_read_ms_during_cut")},
+            users=int(raw["users"]),
+            written=int(raw["written"]),
+            source=CONFIG.name,
+        )
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         raise TopologyError(f"cannot read {CONFIG}: {exc!r}") from None
     if "DPG_CACHE_MAX_READ_MS" in os.environ:
-        cfg = CacheConfig(**{**cfg.__dict__, "max_read_ms_during_cut": float(os.environ["DPG_CACHE_MAX_READ_MS"]),
-                             "source": "env DPG_CACHE_MAX_READ_MS"})
+        cfg = CacheConfig(
+            **{
+                **cfg.__dict__,
+                "max_read_ms_during_cut": float(os.environ["DPG_CACHE_MAX_READ_MS"]),
+                "source": "env DPG_CACHE_MAX_READ_MS",
+            }
+        )
     if not 0 < cfg.written <= cfg.users:
         raise TopologyError(f"{CONFIG.name}: need 0 < written <= users")
     return cfg
@@ -69,7 +78,6 @@ def users(cache_stacks, cache_config):
         store.close()
 
 
-
 @pytest.fixture(scope="module")
 def redis_proxy(toxiproxy_stack):
     """A fault-proxy route 127.0.0.1:25009 -> redis:6379 (Toxiproxy API), removed at the end of the module."""
@@ -85,6 +93,7 @@ def make_cache(users, cache_config):
     def make(redis_port: int) -> CacheAside:
         kv = redis_client("127.0.0.1", redis_port, timeout_s=cache_config.socket_timeout_s)
         return CacheAside(users, kv, prefix=prefix, ttl_s=600, breaker_s=cache_config.breaker_s)
+
     return make
 
 

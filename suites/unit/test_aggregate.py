@@ -1,4 +1,5 @@
 """Benchmark aggregation on hand-made measurement rows, and the benchmark's command builder (no cluster)."""
+
 from __future__ import annotations
 
 import json
@@ -27,27 +28,53 @@ REPO = Path(__file__).resolve().parents[2]
 EPS = ("haproxy", "traefik", "pgbouncer", "multihost")
 
 
-def _row(fault: str = "switchover", gap: float | None = 2000.0, slo: float = 3000.0, *, eps: tuple[str, ...] = EPS,
-         healthy: float = 7.0, elected: float | None = 3.0, **kw: object) -> dict:
-    """A measurement row as chaos/experiment.py records it, same gap on every entry point unless overridden."""
-    return {"kind": "failover", "at": "2026-01-01T00:00:00", "fault": fault, "run_id": "r",
-            "old_leader": "patroni-1", "new_leader": "patroni-2", "timeline_before": 1, "timeline_after": 2,
-            "leader_elected_s": elected, "healthy_after_s": healthy,
-            "gaps_ms": {ep: gap for ep in eps}, "slo_ms": {ep: slo for ep in eps},
-            "slo_source": {ep: f"slo.yaml: {slo:.0f}" for ep in eps},
-            "lost": 0, "unexpected": 0, "duplicates": 0, "recovered": 0, "split_brain": [],
-            "acknowledged": 900, "attempted": 1000, **kw}
+def _row(
+    fault: str = "switchover",
+    gap: float | None = 2000.0,
+    slo: float = 3000.0,
+    *,
+    eps: tuple[str, ...] = EPS,
+    healthy: float = 7.0,
+    elected: float | None = 3.0,
+    **kw: object,
+) -> dict:
+    """A measurement row as chaos/experiments/failover.py records it, same gap on every entry point unless
+    overridden."""
+    return {
+        "kind": "failover",
+        "at": "2026-01-01T00:00:00",
+        "fault": fault,
+        "run_id": "r",
+        "old_leader": "patroni-1",
+        "new_leader": "patroni-2",
+        "timeline_before": 1,
+        "timeline_after": 2,
+        "leader_elected_s": elected,
+        "healthy_after_s": healthy,
+        "gaps_ms": dict.fromkeys(eps, gap),
+        "slo_ms": dict.fromkeys(eps, slo),
+        "slo_source": dict.fromkeys(eps, f"slo.yaml: {slo:.0f}"),
+        "lost": 0,
+        "unexpected": 0,
+        "duplicates": 0,
+        "recovered": 0,
+        "split_brain": [],
+        "acknowledged": 900,
+        "attempted": 1000,
+        **kw,
+    }
 
 
 # ---------------------------------------------------------------- percentiles
 
+
 def test_nearest_rank_percentiles_on_known_data():
-    data = [float(v) for v in range(1, 101)]          # 1..100
+    data = [float(v) for v in range(1, 101)]  # 1..100
     assert percentile(data, 50) == 50.0
     assert percentile(data, 95) == 95.0
     assert percentile(data, 100) == 100.0
-    assert percentile([5.0, 1.0, 3.0, 2.0, 4.0], 50) == 3.0     # unsorted input
-    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0          # rank ceil(2) = 2: a measured value, no 2.5
+    assert percentile([5.0, 1.0, 3.0, 2.0, 4.0], 50) == 3.0  # unsorted input
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0  # rank ceil(2) = 2: a measured value, no 2.5
     assert percentile([10.0, 20.0, 30.0, 40.0, 50.0], 95) == 50.0  # small n: p95 is the maximum
     assert percentile([7.0], 95) == 7.0
     assert percentile([], 50) is None
@@ -68,13 +95,14 @@ def test_spread_ignores_non_numbers():
 
 # ---------------------------------------------------------------- grouping, SLO
 
+
 def test_gap_stats_per_fault_and_entry_point():
     rows = [_row(gap=g) for g in (1000.0, 2000.0, 3000.0, 4000.0, 5000.0)]
     agg = aggregate(rows)
     hap = next(g for g in agg.gaps if g.entry_point == "haproxy")
     assert (hap.n, hap.gap.p50, hap.gap.p95, hap.gap.max) == (5, 3000.0, 5000.0, 5000.0)
     assert hap.slo_ms == (3000.0,)
-    assert (hap.within, hap.judged, hap.pass_rate) == (3, 5, 0.6)   # the bound itself is within
+    assert (hap.within, hap.judged, hap.pass_rate) == (3, 5, 0.6)  # the bound itself is within
 
 
 def test_missing_gap_counts_against_the_slo_but_not_in_percentiles():
@@ -93,10 +121,15 @@ def test_row_without_slo_is_not_judged():
 
 def test_fault_stats_sum_data_problems_and_recovery_percentiles():
     anomaly = {"kind": "overlap", "detail": "both acknowledged"}
-    rows = [_row("hard_kill", 22000.0, 22000.0, healthy=h, elected=e, lost=l, duplicates=d, split_brain=sb)
-            for h, e, l, d, sb in ((30.0, 21.0, 0, 0, []), (40.0, 22.0, 2, 1, [anomaly, anomaly]),
-                                   (35.0, None, 1, 0, [anomaly]))]
-    rows[0]["lost"] = "frozenset({1})"     # an old row format must not break the sum
+    rows = [
+        _row("hard_kill", 22000.0, 22000.0, healthy=h, elected=e, lost=lost, duplicates=d, split_brain=sb)
+        for h, e, lost, d, sb in (
+            (30.0, 21.0, 0, 0, []),
+            (40.0, 22.0, 2, 1, [anomaly, anomaly]),
+            (35.0, None, 1, 0, [anomaly]),
+        )
+    ]
+    rows[0]["lost"] = "frozenset({1})"  # an old row format must not break the sum
     f = aggregate(rows).fault("hard_kill")
     assert f.runs == 3
     assert (f.healthy_after_s.p50, f.healthy_after_s.p95) == (35.0, 40.0)
@@ -105,14 +138,32 @@ def test_fault_stats_sum_data_problems_and_recovery_percentiles():
 
 
 def test_ordering_of_faults_and_entry_points_is_fixed():
-    rows = [_row("zeta"), _row("hard_kill"), _row("alpha"), _row("switchover"), _row("postmaster_crash"),
-            _row("graceful_stop", eps=("custom", "multihost", "haproxy", "pgbouncer", "traefik", "another"))]
+    rows = [
+        _row("zeta"),
+        _row("hard_kill"),
+        _row("alpha"),
+        _row("switchover"),
+        _row("postmaster_crash"),
+        _row("graceful_stop", eps=("custom", "multihost", "haproxy", "pgbouncer", "traefik", "another")),
+    ]
     agg = aggregate(rows)
-    assert [f.fault for f in agg.faults] == ["switchover", "graceful_stop", "postmaster_crash", "hard_kill",
-                                             "alpha", "zeta"]
+    assert [f.fault for f in agg.faults] == [
+        "switchover",
+        "graceful_stop",
+        "postmaster_crash",
+        "hard_kill",
+        "alpha",
+        "zeta",
+    ]
     assert [g.entry_point for g in agg.gaps if g.fault == "graceful_stop"] == [
-        "haproxy", "traefik", "pgbouncer", "multihost", "another", "custom"]
-    assert aggregate(list(reversed(rows))).to_dict() == agg.to_dict()   # input order does not matter
+        "haproxy",
+        "traefik",
+        "pgbouncer",
+        "multihost",
+        "another",
+        "custom",
+    ]
+    assert aggregate(list(reversed(rows))).to_dict() == agg.to_dict()  # input order does not matter
 
 
 def test_entry_point_counted_only_in_runs_that_measured_it():
@@ -123,12 +174,19 @@ def test_entry_point_counted_only_in_runs_that_measured_it():
 
 # ---------------------------------------------------------------- reading
 
+
 def test_malformed_lines_and_other_kinds_are_counted_and_ignored(tmp_path):
     good = _row()
-    lines = [json.dumps(good), "", "{not json", json.dumps([1, 2]), json.dumps({"kind": "bench", "x": 1}),
-             json.dumps({"kind": "failover", "fault": "switchover"}),        # no gaps_ms
-             json.dumps({"kind": "failover", "gaps_ms": {"haproxy": 1}}),    # no fault
-             json.dumps(good)[:40]]                                           # truncated by a crash
+    lines = [
+        json.dumps(good),
+        "",
+        "{not json",
+        json.dumps([1, 2]),
+        json.dumps({"kind": "bench", "x": 1}),
+        json.dumps({"kind": "failover", "fault": "switchover"}),  # no gaps_ms
+        json.dumps({"kind": "failover", "gaps_ms": {"haproxy": 1}}),  # no fault
+        json.dumps(good)[:40],
+    ]  # truncated by a crash
     path = tmp_path / "measurements.jsonl"
     path.write_text("\n".join(lines) + "\n")
     loaded = load_measurements([path])
@@ -153,13 +211,15 @@ def test_missing_file_raises(tmp_path):
 
 # ---------------------------------------------------------------- rendering
 
+
 def test_markdown_has_header_and_one_row_per_fault_and_entry_point():
     rows = [_row("switchover", 2000.0), _row("switchover", 2500.0), _row("hard_kill", 21000.0, 22000.0)]
     md = render_markdown(aggregate(rows))
     gap_table = md.split("## Recovery")[0]
     table = [ln for ln in gap_table.splitlines() if ln.startswith("|")]
-    assert table[0] == ("| fault | entry point | n | p50 ms | p95 ms | max ms | SLO ms | within SLO | "
-                        "healthy again p50/p95 s |")
+    assert table[0] == (
+        "| fault | entry point | n | p50 ms | p95 ms | max ms | SLO ms | within SLO | healthy again p50/p95 s |"
+    )
     assert set(table[1]) <= {"|", "-"}
     body = table[2:]
     assert len(body) == 2 * len(EPS)
@@ -172,8 +232,8 @@ def test_text_table_aligns_columns_and_handles_empty():
     txt = render_text(aggregate([_row(), _row("hard_kill", None, 22000.0, elected=None)]))
     lines = txt.splitlines()
     assert lines[0].startswith("fault") and "healthy again p50/p95 s" in lines[0]
-    gap_lines = lines[:lines.index("")]
-    assert len({len(ln) for ln in gap_lines[2:]}) == 1        # right-aligned last column: equal widths
+    gap_lines = lines[: lines.index("")]
+    assert len({len(ln) for ln in gap_lines[2:]}) == 1  # right-aligned last column: equal widths
     assert any("1 (1 no gap)" in ln and "0/1 (0%)" in ln for ln in gap_lines)
     assert "no failover measurements" in render_text(aggregate([]))
 
@@ -185,10 +245,21 @@ def test_slo_range_shown_when_bounds_differ():
 
 # ---------------------------------------------------------------- the benchmark: command builder and CLI
 
+
 def test_pytest_command_per_fault():
     cmd = bench.pytest_command("switchover", python="/py")
-    assert cmd == ["/py", "-m", "pytest", "suites/failover", "-k", "test_switchover_meets_slo",
-                   "-p", "no:cacheprovider", "-q", "--keep-topology"]
+    assert cmd == [
+        "/py",
+        "-m",
+        "pytest",
+        "suites/failover",
+        "-k",
+        "test_switchover_meets_slo",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--keep-topology",
+    ]
     assert bench.pytest_command("hard_kill", python="/py", extra=["-x"])[-2:] == ["--keep-topology", "-x"]
     assert bench.pytest_command("graceful_stop")[0] == sys.executable
 
@@ -203,7 +274,7 @@ def test_every_mapped_test_exists_in_the_failover_suite():
 def test_k_expressions_select_exactly_one_test():
     """-k is a substring match: no expression may also pick another test (e.g. a parametrized one)."""
     source = (REPO / "suites" / "failover" / "test_leader_failures.py").read_text()
-    names = [ln.split("(")[0][len("def "):] for ln in source.splitlines() if ln.startswith("def test_")]
+    names = [ln.split("(")[0][len("def ") :] for ln in source.splitlines() if ln.startswith("def test_")]
     for test in bench.FAULT_TESTS.values():
         assert [n for n in names if test in n] == [test]
 
@@ -233,8 +304,9 @@ def test_expected_seconds_prefers_the_same_fault():
 
 
 def test_bench_help_works():
-    out = subprocess.run([sys.executable, "-m", "reports", "bench", "--help"], cwd=REPO, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "reports", "bench", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert "--runs" in out.stdout and "--max-minutes" in out.stdout and "--faults" in out.stdout
 
@@ -276,7 +348,11 @@ def test_bench_loop_with_a_fake_pytest(tmp_path, monkeypatch, capsys):
     assert code == 0
     report = json.loads((tmp_path / "bench.json").read_text())
     assert [(r["fault"], r["exit_code"], r["rows"]) for r in report["runs"]] == [
-        ("switchover", 0, 1), ("graceful_stop", 1, 1), ("switchover", 0, 1), ("graceful_stop", 1, 1)]
+        ("switchover", 0, 1),
+        ("graceful_stop", 1, 1),
+        ("switchover", 0, 1),
+        ("graceful_stop", 1, 1),
+    ]
     assert report["aggregate"]["rows"] == 4 and report["not_run"] == []
     md = (tmp_path / "bench.md").read_text()
     assert md.count("| graceful_stop | haproxy | 2 |") == 1
@@ -295,12 +371,22 @@ def test_bench_time_bound_starts_nothing_past_the_deadline(tmp_path):
 
 def test_runs_under_other_settings_are_their_own_rows():
     """Synchronous-mode or patched-probe runs of a fault must not be averaged into its stock runs."""
-    rows = [_row("freeze", 22000.0), _row("freeze", 22400.0), _row("freeze", 21000.0, variant="member probe 500 ms"),
-            _row("freeze", 22300.0, variant="synchronous_mode"), _row("hard_kill", 21000.0, variant=""),
-            _row("switchover")]
+    rows = [
+        _row("freeze", 22000.0),
+        _row("freeze", 22400.0),
+        _row("freeze", 21000.0, variant="member probe 500 ms"),
+        _row("freeze", 22300.0, variant="synchronous_mode"),
+        _row("hard_kill", 21000.0, variant=""),
+        _row("switchover"),
+    ]
     agg = aggregate(rows)
-    assert [f.fault for f in agg.faults] == ["switchover", "hard_kill", "freeze", "freeze [member probe 500 ms]",
-                                             "freeze [synchronous_mode]"]
+    assert [f.fault for f in agg.faults] == [
+        "switchover",
+        "hard_kill",
+        "freeze",
+        "freeze [member probe 500 ms]",
+        "freeze [synchronous_mode]",
+    ]
     haproxy = {g.fault: g for g in agg.gaps if g.entry_point == "haproxy"}
     assert (haproxy["freeze"].n, haproxy["freeze"].gap.max) == (2, 22400.0)
     assert (haproxy["freeze [member probe 500 ms]"].n, haproxy["freeze [member probe 500 ms]"].gap.p50) == (1, 21000.0)

@@ -1,17 +1,31 @@
-"""The cache-aside client (chaos/cache.py) without Docker: a dict for the database, a fake Redis that can be cut.
+"""The cache-aside client (chaos/clients/cache.py) without Docker: a dict for the database, a fake Redis that can be
+cut.
 
 The scenario that matters: a row is cached, Redis becomes unreachable, the row is written, Redis comes back.
 A naive cache keyed by id alone serves the old row afterwards (shown here, and caught by the checker); the
 versioned cache must not.
 """
+
 from __future__ import annotations
+
+import contextlib
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from chaos.cache import CacheAside, CacheLog, CacheOp, User, decode, encode, latency_summary, stale_reads, \
-    timed_read, timed_write
+from chaos.clients.cache import (
+    CacheAside,
+    CacheLog,
+    CacheOp,
+    User,
+    decode,
+    encode,
+    latency_summary,
+    stale_reads,
+    timed_read,
+    timed_write,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -72,18 +86,14 @@ class NaiveCache:
         except RedisConnectionError:
             return self.db.load(user_id), "db-fallback"
         user = self.db.load(user_id)
-        try:
+        with contextlib.suppress(RedisConnectionError):
             self.kv.set(f"naive:{user_id}", encode(user))
-        except RedisConnectionError:
-            pass
         return user, "db"
 
     def put(self, user_id, name):
         user = self.db.write(user_id, name)
-        try:
+        with contextlib.suppress(RedisConnectionError):  # the invalidation is lost with the link
             self.kv.data.pop(f"naive:{user_id}", None) if self.kv.cut is None else self.kv._check()
-        except RedisConnectionError:
-            pass                                    # the invalidation is lost with the link
         return user
 
 
@@ -111,12 +121,12 @@ def test_second_read_is_a_hit_under_a_versioned_key(world):
 
 @pytest.mark.parametrize("error", [RedisConnectionError, RedisTimeoutError, ConnectionResetError])
 def test_redis_errors_never_reach_the_caller(world, error):
-    db, kv, clock, cache = world
+    _db, kv, clock, cache = world
     kv.cut = error
     assert cache.get(2) == (User(2, "user-2", 1), "db-fallback")
     assert cache.put(2, "renamed").version == 2
-    assert cache.stats.fallbacks == 1 and cache.stats.bypassed == 1     # breaker: the put skipped Redis
-    clock.now += 1.5                                                     # breaker closed again, still cut
+    assert cache.stats.fallbacks == 1 and cache.stats.bypassed == 1  # breaker: the put skipped Redis
+    clock.now += 1.5  # breaker closed again, still cut
     assert cache.get(2) == (User(2, "renamed", 2), "db-fallback")
     assert cache.stats.fallbacks == 2 and "link cut" in cache.stats.last_error
 
@@ -128,24 +138,24 @@ def test_breaker_skips_redis_while_open_and_retries_after(world):
     calls = kv.calls
     for _ in range(5):
         cache.get(1)
-    assert kv.calls == calls and cache.stats.bypassed == 5              # no timeout paid while open
+    assert kv.calls == calls and cache.stats.bypassed == 5  # no timeout paid while open
     kv.cut = None
     clock.now += 1.01
     assert cache.get(1)[1] == "db" and cache.get(1)[1] == "cache"
 
 
 def test_write_during_cut_leaves_no_stale_row_after_heal(world):
-    db, kv, clock, cache = world
+    _db, kv, clock, cache = world
     cache.get(1)
-    cache.get(1)                                       # cached at v1
+    cache.get(1)  # cached at v1
     kv.cut = RedisConnectionError
     log = CacheLog()
     assert timed_write(cache, 1, "written-during-cut", log).version == 2
     kv.cut = None
     clock.now += 2
-    assert "dpg:cache:user:1:v1" in kv.data            # the old entry is still in Redis...
+    assert "dpg:cache:user:1:v1" in kv.data  # the old entry is still in Redis...
     op = timed_read(cache, 1, log)
-    assert (op.version, op.source) == (2, "db")        # ...and never served
+    assert (op.version, op.source) == (2, "db")  # ...and never served
     assert timed_read(cache, 1, log).source == "cache"  # hits resume, on the new version
     assert stale_reads(log.ops) == []
 
@@ -159,14 +169,14 @@ def test_naive_cache_serves_the_old_row_and_the_checker_catches_it():
     timed_write(naive, 1, "written-during-cut", log)
     kv.cut = None
     op = timed_read(naive, 1, log)
-    assert (op.version, op.source) == (1, "cache")     # stale
+    assert (op.version, op.source) == (1, "cache")  # stale
     found = stale_reads(log.ops)
     assert len(found) == 1 and found[0].got_version == 1 and found[0].acked_version == 2
 
 
 def test_an_entry_that_does_not_match_its_key_is_refused(world):
-    db, kv, _, cache = world
-    kv.data[cache.key(3, 1)] = encode(User(3, "forged", 7))    # wrong version inside the payload
+    _db, kv, _, cache = world
+    kv.data[cache.key(3, 1)] = encode(User(3, "forged", 7))  # wrong version inside the payload
     kv.data[cache.key(2, 1)] = "not json"
     assert cache.get(3) == (User(3, "user-3", 1), "db")
     assert cache.get(2) == (User(2, "user-2", 1), "db")
@@ -183,18 +193,20 @@ def test_unknown_user_and_database_errors():
             raise OSError("database down")
 
     log = CacheLog()
-    op = timed_read(CacheAside(DownDB(), kv), 1, log)       # the database is the truth: its errors do surface
+    op = timed_read(CacheAside(DownDB(), kv), 1, log)  # the database is the truth: its errors do surface
     assert op.outcome == "fail" and "database down" in op.error
 
 
 def test_stale_reads_allows_concurrent_reads_and_ignores_failures():
-    ops = [CacheOp("write", 1, 10.0, 11.0, "ok", "db", 2),
-           CacheOp("read", 1, 10.5, 10.6, "ok", "cache", 1),     # began before the ack: may see v1
-           CacheOp("read", 1, 11.5, 11.6, "fail", error="x"),    # failed: not a stale read
-           CacheOp("read", 1, 11.5, 11.6, "ok", "db", 2),
-           CacheOp("read", 2, 11.5, 11.6, "ok", "cache", 1)]     # another row, never written
+    ops = [
+        CacheOp("write", 1, 10.0, 11.0, "ok", "db", 2),
+        CacheOp("read", 1, 10.5, 10.6, "ok", "cache", 1),  # began before the ack: may see v1
+        CacheOp("read", 1, 11.5, 11.6, "fail", error="x"),  # failed: not a stale read
+        CacheOp("read", 1, 11.5, 11.6, "ok", "db", 2),
+        CacheOp("read", 2, 11.5, 11.6, "ok", "cache", 1),
+    ]  # another row, never written
     assert stale_reads(ops) == []
-    assert len(stale_reads(ops + [CacheOp("read", 1, 12.0, 12.1, "ok", "cache", 1)])) == 1
+    assert len(stale_reads([*ops, CacheOp("read", 1, 12.0, 12.1, "ok", "cache", 1)])) == 1
 
 
 def test_latency_summary_percentiles_and_sources():

@@ -1,10 +1,11 @@
 """The primary census must see two primaries when two nodes answer "primary" at the same time, and must not
 invent one from stale or failed answers (the etcd suite's "never two primaries" rests on it)."""
+
 from __future__ import annotations
 
 import pytest
 
-from chaos.census import PrimaryCensus, Sample
+from chaos.checkers.census import PrimaryCensus, Sample
 
 pytestmark = pytest.mark.unit
 

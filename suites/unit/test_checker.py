@@ -1,11 +1,12 @@
 """Checkers on hand-made histories: each anomaly must be detected, clean runs must pass."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from chaos.checker import (
+from chaos.checkers.writes import (
     GapReport,
     LeaderChange,
     SetVerdict,

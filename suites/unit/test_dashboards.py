@@ -4,6 +4,7 @@ every panel queries the provisioned Prometheus datasource, and the provisioning 
 (Each PromQL expression is parsed by promtool in suites/monitoring/test_rules.py and run against the live
 Prometheus in suites/monitoring/test_targets.py; Grafana itself loads them in suites/monitoring/test_grafana.py.)
 """
+
 from __future__ import annotations
 
 import json
@@ -33,12 +34,16 @@ def load(path: Path) -> dict:
 
 def test_the_datasource_is_our_prometheus():
     ds = provisioned_datasource()
-    assert (ds["type"], ds["uid"], ds["url"], ds.get("isDefault")) == ("prometheus", "dpg-prometheus",
-                                                                       "http://prometheus:9090", True)
+    assert (ds["type"], ds["uid"], ds["url"], ds.get("isDefault")) == (
+        "prometheus",
+        "dpg-prometheus",
+        "http://prometheus:9090",
+        True,
+    )
 
 
 def test_dashboard_provider_reads_the_directory_compose_mounts():
-    provider, = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "dpg.yml").read_text())["providers"]
+    (provider,) = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "dpg.yml").read_text())["providers"]
     compose = yaml.safe_load((COMPOSE_DIR / "grafana.yml").read_text())
     mounts = {v.split(":")[1]: v.split(":")[0] for v in compose["services"]["grafana"]["volumes"]}
     assert mounts[provider["options"]["path"]] == "./config/grafana/dashboards"
@@ -49,10 +54,10 @@ def test_every_required_dashboard_exists_with_a_unique_uid_and_title():
     boards = [load(p) for p in DASHBOARDS]
     uids = [b["uid"] for b in boards]
     titles = [b["title"] for b in boards]
-    assert REQUIRED <= set(uids)
+    assert set(uids) >= REQUIRED
     assert len(set(uids)) == len(uids), uids
     assert len(set(titles)) == len(titles), titles
-    for path, b in zip(DASHBOARDS, boards):
+    for path, b in zip(DASHBOARDS, boards, strict=True):
         assert path.stem == b["uid"], f"{path.name}: file name and uid differ"
         assert len(b["uid"]) <= 40 and "id" not in b, f"{path.name}: uid too long or a fixed numeric id"
 

@@ -2,13 +2,14 @@
 
 A known split brain (the async freeze) is marked `xfail(raises=SplitBrainFound)`: loss beyond the bound, a
 setup error or an unhealthy cluster must still fail that test, so each has to surface as something else."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import pytest
 
-from chaos.checker import Anomaly, SetVerdict, SplitBrainVerdict
+from chaos.checkers.writes import Anomaly, SetVerdict, SplitBrainVerdict
 from suites.failover.conftest import SLOBreach, SplitBrainFound, assert_failover_ok
 
 pytestmark = pytest.mark.unit
@@ -16,11 +17,18 @@ pytestmark = pytest.mark.unit
 
 def _result(*, lost=(), anomalies=(), breaches=()):
     empty = frozenset()
-    sv = SetVerdict(valid=not lost, attempted=frozenset(range(10)), acknowledged=frozenset(range(10)),
-                    lost=frozenset(lost), unexpected=empty, recovered=empty, duplicates=empty,
-                    indeterminate_missing=empty, failed_but_present=empty)
-    sb = SplitBrainVerdict(valid=False if anomalies else True, anomalies=tuple(anomalies), servers_seen=(),
-                           timelines_seen=())
+    sv = SetVerdict(
+        valid=not lost,
+        attempted=frozenset(range(10)),
+        acknowledged=frozenset(range(10)),
+        lost=frozenset(lost),
+        unexpected=empty,
+        recovered=empty,
+        duplicates=empty,
+        indeterminate_missing=empty,
+        failed_but_present=empty,
+    )
+    sb = SplitBrainVerdict(valid=not anomalies, anomalies=tuple(anomalies), servers_seen=(), timelines_seen=())
     return SimpleNamespace(fault="freeze", set_verdict=sv, split_brain=sb, breaches=lambda: list(breaches))
 
 
@@ -28,7 +36,7 @@ LATE_ACK = Anomaly(kind="stale-timeline", detail="deposed leader acknowledged 7 
 
 
 def test_split_brain_raises_its_own_type_and_still_names_every_problem():
-    with pytest.raises(SplitBrainFound, match="data loss.*split brain"):
+    with pytest.raises(SplitBrainFound, match=r"data loss.*split brain"):
         assert_failover_ok(_result(lost=[3], anomalies=[LATE_ACK]))
 
 

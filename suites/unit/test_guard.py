@@ -1,4 +1,5 @@
 """The topology guard's repair keeps the evidence of a broken stack before it recreates it (no Docker: fakes)."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,12 +19,15 @@ class FakeContainer:
 
 def test_repair_keeps_logs_then_recreates_in_start_order(monkeypatch, tmp_path):
     calls = []
-    containers = {"patroni": [FakeContainer("dpg-patroni-1", "line 1\nFATAL: could not rewind\n")],
-                  "pgbouncer": [FakeContainer("dpg-pgbouncer", "ok\n")]}
+    containers = {
+        "patroni": [FakeContainer("dpg-patroni-1", "line 1\nFATAL: could not rewind\n")],
+        "pgbouncer": [FakeContainer("dpg-pgbouncer", "ok\n")],
+    }
     monkeypatch.setattr(pytest_guard, "managed_containers", lambda client, stack: containers[stack])
     monkeypatch.setattr(pytest_guard.lifecycle, "down", lambda names: calls.append(("down", names)))
     monkeypatch.setattr(pytest_guard.lifecycle, "up", lambda names, build: calls.append(("up", names)))
-    from reports import evidence
+    from topology import evidence
+
     monkeypatch.setattr(evidence, "OUT_DIR", tmp_path)
     monkeypatch.setattr(pytest_guard, "STATE", pytest_guard._GuardState())
 

@@ -1,4 +1,5 @@
 """History container: filtering, thread safety and serialisation round trips."""
+
 from __future__ import annotations
 
 import csv

@@ -1,13 +1,14 @@
 """Timeline and gap-summary PNGs render headless, with and without data."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from chaos.checker import write_gap
+from chaos.checkers.timeline import render_gap_summary, render_timeline
+from chaos.checkers.writes import write_gap
 from chaos.history import History, Mark, Op
-from reports.timeline import render_gap_summary, render_timeline
 
 pytestmark = pytest.mark.unit
 
@@ -46,7 +47,9 @@ def _assert_png(path: Path) -> None:
 
 def test_timeline_realistic(tmp_path: Path) -> None:
     out = render_timeline(
-        _realistic_history(), tmp_path / "sub" / "timeline.png", title="freeze leader",
+        _realistic_history(),
+        tmp_path / "sub" / "timeline.png",
+        title="freeze leader",
         slo_ms={"haproxy": 2000, "*": 5000},
     )
     assert out == tmp_path / "sub" / "timeline.png"

@@ -1,12 +1,13 @@
 """Pure parts of topology/ and chaos/ that need no Docker: stack resolution, SLOs, timeouts, probe sequence."""
+
 from __future__ import annotations
 
 import threading
 
 import pytest
 
-from chaos import slo
-from chaos.probes import Sequence, describe
+from chaos.checkers import slo
+from chaos.clients.probes import Sequence, describe
 from topology import timeouts
 from topology.errors import TopologyError
 from topology.stacks import resolve
@@ -32,7 +33,7 @@ def test_published_port_must_be_a_number(monkeypatch):
 
 def test_slo_resolves_ttl_and_env_overrides(monkeypatch):
     monkeypatch.setenv("DPG_TTL", "30")
-    assert slo.bound("hard_kill", "haproxy").bound_ms == 30_000 + 3_500
+    assert slo.bound("hard_kill", "haproxy").bound_ms == 30_000 + 4_000
     monkeypatch.setenv("DPG_SLO_SWITCHOVER_HAPROXY", "2500")
     got = slo.bound("switchover", "haproxy")
     assert (got.bound_ms, got.source) == (2500, "env DPG_SLO_SWITCHOVER_HAPROXY")
@@ -45,7 +46,7 @@ def test_slo_unknown_pair_and_bad_value_are_clear(monkeypatch, tmp_path):
     bad = tmp_path / "slo.yaml"
     bad.write_text("faults:\n  switchover:\n    haproxy: soon\n")
     monkeypatch.setenv("DPG_SLO_FILE", str(bad))
-    with pytest.raises(TopologyError, match="neither a number of ms nor a sum of ttl, probe and ms"):
+    with pytest.raises(TopologyError, match="neither a number of ms nor a sum of ttl, probe, restore and ms"):
         slo.load()
 
 
@@ -53,16 +54,15 @@ def test_slo_probe_symbol_follows_the_member_probe_timeout(monkeypatch):
     monkeypatch.delenv("DPG_TTL", raising=False)
     monkeypatch.delenv("DPG_MEMBER_PROBE_TIMEOUT_MS", raising=False)
     stock = slo.bound("freeze", "haproxy")
-    assert stock.bound_ms == 20_000 + 2_000 + 1_500          # Patroni's own 2 s probe: ttl+3500 as before
+    assert stock.bound_ms == 20_000 + 2_000 + 2_000  # Patroni's own 2 s probe: ttl+4000
     assert "probe=2000 ms" in stock.source and "ttl=20 s" in stock.source
     monkeypatch.setenv("DPG_MEMBER_PROBE_TIMEOUT_MS", "500")
-    assert slo.bound("freeze", "haproxy").bound_ms == 22_000   # the issue's target ttl + 2 s
-    assert slo.bound("freeze", "multihost").bound_ms == 24_000
-    assert slo.bound("switchover", "haproxy").bound_ms == 3000   # soft faults do not depend on it
+    assert slo.bound("freeze", "haproxy").bound_ms == 22_500  # ttl + 0.5 s etcd tick + 1 s wake + probe + 0.5 s
+    assert slo.bound("freeze", "multihost").bound_ms == 24_500
+    assert slo.bound("switchover", "haproxy").bound_ms == 3000  # soft faults do not depend on it
 
 
-@pytest.mark.parametrize("raw, expected", [("ttl", 20_000), ("ttl-500", 19_500), ("probe+ttl+1", 22_001),
-                                           ("250", 250)])
+@pytest.mark.parametrize("raw, expected", [("ttl", 20_000), ("ttl-500", 19_500), ("probe+ttl+1", 22_001), ("250", 250)])
 def test_slo_sums_of_symbols_and_numbers(monkeypatch, raw, expected):
     monkeypatch.delenv("DPG_TTL", raising=False)
     monkeypatch.delenv("DPG_MEMBER_PROBE_TIMEOUT_MS", raising=False)
@@ -78,7 +78,7 @@ def test_slo_malformed_sums_are_one_clear_error(raw):
 @pytest.mark.parametrize("raw", ["abc", "0", "99", "10001", "1.5"])
 def test_member_probe_timeout_must_be_whole_ms_in_range(monkeypatch, raw):
     monkeypatch.setenv("DPG_MEMBER_PROBE_TIMEOUT_MS", raw)
-    with pytest.raises(TopologyError, match="DPG_MEMBER_PROBE_TIMEOUT_MS=.*from 100 to 10000"):
+    with pytest.raises(TopologyError, match=r"DPG_MEMBER_PROBE_TIMEOUT_MS=.*from 100 to 10000"):
         slo.member_probe_timeout_ms()
 
 
@@ -114,10 +114,16 @@ def test_describe_keeps_class_and_first_line():
     assert describe(ValueError("boom\nsecond line")) == "ValueError: boom"
 
 
-@pytest.mark.parametrize("raw, message", [("fast", "DPG_PROBE_RETRY_CAP_MS='fast' is not a number of milliseconds"),
-                                          ("0", "DPG_PROBE_RETRY_CAP_MS must be > 0, got 0.0")])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("fast", "DPG_PROBE_RETRY_CAP_MS='fast' is not a number of milliseconds"),
+        ("0", "DPG_PROBE_RETRY_CAP_MS must be > 0, got 0.0"),
+    ],
+)
 def test_bad_probe_retry_cap_is_one_clear_error(monkeypatch, raw, message):
-    from chaos.probes import retry_cap_from_env
+    from chaos.clients.probes import retry_cap_from_env
+
     monkeypatch.setenv("DPG_PROBE_RETRY_CAP_MS", raw)
     with pytest.raises(TopologyError, match=message):
         retry_cap_from_env()
@@ -125,5 +131,15 @@ def test_bad_probe_retry_cap_is_one_clear_error(monkeypatch, raw, message):
 
 def test_bad_timeout_multiplier_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("DPG_TIMEOUT_MULTIPLIER", "-1")
-    with pytest.raises(TopologyError, match="DPG_TIMEOUT_MULTIPLIER must be > 0, got -1.0"):
+    with pytest.raises(TopologyError, match=r"DPG_TIMEOUT_MULTIPLIER must be > 0, got -1\.0"):
         timeouts.multiplier()
+
+
+def test_the_restore_term_follows_the_restore_timeout(monkeypatch):
+    from chaos.checkers.slo import _note, _resolve
+
+    monkeypatch.setenv("DPG_RESTORE_TIMEOUT_S", "3")
+    monkeypatch.setenv("DPG_TTL", "20")
+    monkeypatch.delenv("DPG_MEMBER_PROBE_TIMEOUT_MS", raising=False)
+    assert _resolve("ttl+probe+2000+restore", "host_crash_with_repository/haproxy") == 20000 + 2000 + 2000 + 3000
+    assert "restore=3 s" in _note("ttl+probe+2000+restore")

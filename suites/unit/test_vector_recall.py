@@ -1,4 +1,5 @@
 """The recall arithmetic of topology/vector.py, without Docker: it must be able to say "bad"."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,7 +10,7 @@ from topology.vector import Hit, mean_recall, percentile, recall_at_k
 
 pytestmark = pytest.mark.unit
 
-EXACT = [Hit(i, 0.1 * i) for i in range(1, 11)]          # ids 1..10 at distances 0.1 .. 1.0
+EXACT = [Hit(i, 0.1 * i) for i in range(1, 11)]  # ids 1..10 at distances 0.1 .. 1.0
 
 
 def test_identical_results_have_full_recall():
@@ -19,7 +20,7 @@ def test_identical_results_have_full_recall():
 def test_a_bad_result_set_has_low_recall():
     wrong = [Hit(100 + i, 2.0 + i) for i in range(7)] + EXACT[:3]
     assert recall_at_k(wrong, EXACT, 10) == pytest.approx(0.3)
-    assert recall_at_k(list(reversed(EXACT)), EXACT, 10) == 1.0       # order within the top k does not matter
+    assert recall_at_k(list(reversed(EXACT)), EXACT, 10) == 1.0  # order within the top k does not matter
 
 
 def test_too_few_rows_count_as_misses():
@@ -29,8 +30,8 @@ def test_too_few_rows_count_as_misses():
 
 
 def test_a_tie_with_the_kth_neighbour_is_not_a_miss():
-    tie = EXACT[:9] + [Hit(999, EXACT[9].distance)]
-    farther = EXACT[:9] + [Hit(999, EXACT[9].distance + 1e-3)]
+    tie = [*EXACT[:9], Hit(999, EXACT[9].distance)]
+    farther = [*EXACT[:9], Hit(999, EXACT[9].distance + 0.001)]
     assert recall_at_k(tie, EXACT, 10) == 1.0
     assert recall_at_k(farther, EXACT, 10) == pytest.approx(0.9)
 
@@ -47,7 +48,7 @@ def test_a_result_set_below_the_floor_fails_the_floor(monkeypatch):
     monkeypatch.delenv("DPG_VECTOR_MIN_RECALL", raising=False)
     bound = vector.min_recall()
     assert bound.value == 0.95 and "vector.yaml" in bound.source
-    degraded = EXACT[:9] + [Hit(500, 5.0)]                     # one miss in ten: 0.9
+    degraded = [*EXACT[:9], Hit(500, 5.0)]  # one miss in ten: 0.9
     assert recall_at_k(degraded, EXACT, 10) < bound.value
 
 

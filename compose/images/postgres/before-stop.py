@@ -18,6 +18,7 @@ Bounded: after DPG_BEFORE_STOP_WAIT_S (default 3) it returns and Patroni's own l
 outage keeps the postmaster waiting on its archiver: Patroni's early release after the shutdown checkpoint then
 still applies).
 """
+
 import http.client
 import os
 import signal
@@ -26,7 +27,7 @@ import time
 
 PGDATA = os.environ.get("PGDATA", "/data/pgdata")
 PIDFILE = os.path.join(PGDATA, "postmaster.pid")
-STOP_MARKER = os.environ.get("DPG_STOP_MARKER", "")   # set by the entrypoint; it writes the file on a stop signal
+STOP_MARKER = os.environ.get("DPG_STOP_MARKER", "")  # set by the entrypoint; it writes the file on a stop signal
 PATRONI_API = ("127.0.0.1", 8008)
 POLL_S = 0.02
 
@@ -46,13 +47,13 @@ def postmaster_pid() -> int | None:
 def why_take_over() -> str | None:
     """Why this stop is a graceful stop of the leader, or None when it is not (or not known to be)."""
     if STOP_MARKER and os.path.exists(STOP_MARKER):
-        return "container stop requested"   # Patroni's shutdown; it has closed its REST API already
+        return "container stop requested"  # Patroni's shutdown; it has closed its REST API already
     conn = http.client.HTTPConnection(*PATRONI_API, timeout=0.5)
     try:
         conn.request("OPTIONS", "/leader")
         return "Patroni holds the leader key" if conn.getresponse().status == 200 else None
     except OSError:
-        return None   # no answer in time: do not delay whatever Patroni is doing
+        return None  # no answer in time: do not delay whatever Patroni is doing
     finally:
         conn.close()
 
@@ -76,14 +77,13 @@ def main() -> int:
         return 0
     wait_s = float(os.environ.get("DPG_BEFORE_STOP_WAIT_S", "3"))
     started = time.monotonic()
-    os.kill(pid, signal.SIGINT)            # PostgreSQL's fast shutdown, as Patroni would send it
+    os.kill(pid, signal.SIGINT)  # PostgreSQL's fast shutdown, as Patroni would send it
     while alive(pid):
         if time.monotonic() - started > wait_s:
             log(f"postmaster {pid} still running after {wait_s:.1f} s ({reason}); handing back to Patroni")
             return 0
         time.sleep(POLL_S)
-    log(f"fast shutdown of the leader's postmaster {pid} took {1000 * (time.monotonic() - started):.0f} ms "
-        f"({reason})")
+    log(f"fast shutdown of the leader's postmaster {pid} took {1000 * (time.monotonic() - started):.0f} ms ({reason})")
     return 0
 
 

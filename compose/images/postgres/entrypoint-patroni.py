@@ -5,6 +5,7 @@ Timings are env-driven so suites can measure the same cluster with other setting
 (ttl >= 20, loop_wait >= 1, retry_timeout >= 3, loop_wait + 2*retry_timeout <= ttl) are checked here so a
 bad value fails at start with one clear line instead of a silently clamped setting.
 """
+
 import contextlib
 import json
 import os
@@ -31,12 +32,16 @@ def flag(name: str, default: bool) -> bool:
 name = env("PATRONI_NAME") or sys.exit("dpg-patroni: PATRONI_NAME is required")
 ttl, loop_wait, retry_timeout = number("DPG_TTL", 20), number("DPG_LOOP_WAIT", 1), number("DPG_RETRY_TIMEOUT", 3)
 if ttl < 20 or loop_wait < 1 or retry_timeout < 3 or loop_wait + 2 * retry_timeout > ttl:
-    sys.exit(f"dpg-patroni: invalid timings ttl={ttl} loop_wait={loop_wait} retry_timeout={retry_timeout}: "
-             "need ttl>=20, loop_wait>=1, retry_timeout>=3, loop_wait+2*retry_timeout<=ttl")
+    sys.exit(
+        f"dpg-patroni: invalid timings ttl={ttl} loop_wait={loop_wait} retry_timeout={retry_timeout}: "
+        "need ttl>=20, loop_wait>=1, retry_timeout>=3, loop_wait+2*retry_timeout<=ttl"
+    )
 
 wal_segsize_mb = number("DPG_WAL_SEGSIZE_MB", 1)
 if wal_segsize_mb < 1 or wal_segsize_mb > 1024 or wal_segsize_mb & (wal_segsize_mb - 1):
-    sys.exit(f"dpg-patroni: DPG_WAL_SEGSIZE_MB={wal_segsize_mb}: need a power of 2 from 1 to 1024 (initdb --wal-segsize)")
+    sys.exit(
+        f"dpg-patroni: DPG_WAL_SEGSIZE_MB={wal_segsize_mb}: need a power of 2 from 1 to 1024 (initdb --wal-segsize)"
+    )
 
 superuser_pw = env("DPG_SUPERUSER_PASSWORD", "postgres_pw")
 repl_pw = env("DPG_REPLICATION_PASSWORD", "replicator_pw")
@@ -119,36 +124,47 @@ config = {
             "host replication replicator 0.0.0.0/0 scram-sha-256",
             "host all all 0.0.0.0/0 scram-sha-256",
         ],
-        "parameters": {"unix_socket_directories": "/var/run/postgresql"},
+        # dpg.node_name: the node's name to clients (a custom setting, read by the harness's probes): the address a
+        # client sees names no node where published ports go through each host's own docker_gwbridge
+        "parameters": {"unix_socket_directories": "/var/run/postgresql", "dpg.node_name": name},
     },
     "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False, "nosync": False},
 }
 
 if repo_host:
-    archive_get = '/usr/local/bin/dpg-restore-wal %f "%p"'   # see restore-wal.sh
-    config["postgresql"]["parameters"].update({
-        "archive_mode": "on",
-        "archive_command": f"pgbackrest --stanza={stanza} archive-push %p",
-        "archive_timeout": env("DPG_ARCHIVE_TIMEOUT", "30s"),
-    })
+    archive_get = '/usr/local/bin/dpg-restore-wal %f "%p"'  # see restore-wal.sh
+    config["postgresql"]["parameters"].update(
+        {
+            "archive_mode": "on",
+            "archive_command": f"pgbackrest --stanza={stanza} archive-push %p",
+            "archive_timeout": env("DPG_ARCHIVE_TIMEOUT", "30s"),
+        }
+    )
     # a replica is cloned from the newest backup plus the archive when one exists, else streamed from the leader
     config["postgresql"]["create_replica_methods"] = ["pgbackrest", "basebackup"]
-    config["postgresql"]["pgbackrest"] = {"command": f"pgbackrest --stanza={stanza} --delta restore",
-                                          "keep_data": True, "no_params": True}
+    config["postgresql"]["pgbackrest"] = {
+        "command": f"pgbackrest --stanza={stanza} --delta restore",
+        "keep_data": True,
+        "no_params": True,
+    }
     config["postgresql"]["recovery_conf"] = {"restore_command": archive_get}
-    if flag("DPG_SWITCH_WAL_ON_PROMOTE", True):   # see on-role-change.sh: a frozen leader rejoins 30 s sooner
+    if flag("DPG_SWITCH_WAL_ON_PROMOTE", True):  # see on-role-change.sh: a frozen leader rejoins 30 s sooner
         config["postgresql"]["callbacks"] = {"on_role_change": "/usr/local/bin/dpg-on-role-change"}
     if bootstrap_method == "pgbackrest":
         config["bootstrap"]["method"] = "pgbackrest"
         config["bootstrap"]["pgbackrest"] = {
-            "command": "/usr/local/bin/dpg-bootstrap-restore", "no_params": True,
+            "command": "/usr/local/bin/dpg-bootstrap-restore",
+            "no_params": True,
             "keep_existing_recovery_conf": False,
-            "recovery_conf": {"restore_command": archive_get, "recovery_target_action": "promote",
-                              "recovery_target_timeline": "latest"},
+            "recovery_conf": {
+                "restore_command": archive_get,
+                "recovery_target_action": "promote",
+                "recovery_target_timeline": "latest",
+            },
         }
     subprocess.run(["python3", "/usr/local/bin/dpg-pgbackrest-conf", "node"], check=True)
 
-if flag("DPG_FAST_LEADER_STOP", True):   # see before-stop.py: Patroni's two 1 s waits in a graceful demote
+if flag("DPG_FAST_LEADER_STOP", True):  # see before-stop.py: Patroni's two 1 s waits in a graceful demote
     config["postgresql"]["before_stop"] = "/usr/local/bin/dpg-before-stop"
 
 os.makedirs("/etc/patroni", exist_ok=True)
@@ -161,9 +177,9 @@ with open("/etc/patroni/patroni.yml", "w") as fh:
 stopping = []
 # A stop request is also left as a file for the before_stop hook (before-stop.py): Patroni closes its REST API
 # first when it shuts down, so the hook cannot ask it whether this is a graceful shutdown of the leader.
-STOP_MARKER = os.environ.setdefault("DPG_STOP_MARKER", "/tmp/dpg-stop-requested")   # Patroni's hooks inherit it
+STOP_MARKER = os.environ.setdefault("DPG_STOP_MARKER", "/tmp/dpg-stop-requested")  # Patroni's hooks inherit it
 with contextlib.suppress(FileNotFoundError):
-    os.unlink(STOP_MARKER)   # left by an earlier life of this container
+    os.unlink(STOP_MARKER)  # left by an earlier life of this container
 
 
 def on_stop_signal(signum, _frame) -> None:
@@ -177,7 +193,9 @@ signal.signal(signal.SIGINT, on_stop_signal)
 # the node's own pgBackRest TLS server: the repository host reaches the data directory through it for backups
 server = subprocess.Popen(["pgbackrest", "server"]) if repo_host else None
 # see postmaster-watch.py: wakes Patroni's HA loop when the postmaster dies instead of at its next cycle
-watcher = subprocess.Popen(["python3", "/usr/local/bin/dpg-postmaster-watch"]) if flag("DPG_POSTMASTER_WATCH", True) else None
+watcher = (
+    subprocess.Popen(["python3", "/usr/local/bin/dpg-postmaster-watch"]) if flag("DPG_POSTMASTER_WATCH", True) else None
+)
 child = subprocess.Popen(["patroni", "/etc/patroni/patroni.yml"])
 while True:
     try:

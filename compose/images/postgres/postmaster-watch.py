@@ -12,6 +12,7 @@ How Patroni is woken: `PATCH /config` with a body that changes nothing (it delet
 makes no DCS write and ends with `ha.wakeup()` (Patroni 4.0.7, api.py `do_PATCH_config`); the REST API is
 Patroni's only way in from outside its process.
 """
+
 import http.client
 import json
 import os
@@ -25,8 +26,8 @@ PIDFILE = os.path.join(PGDATA, "postmaster.pid")
 PATRONI_API = ("127.0.0.1", int(os.environ.get("DPG_PATRONI_API_PORT", "8008")))
 NO_OP_PATCH = json.dumps({"dpg_postmaster_watch_wakeup": None})
 POSTMASTER_NAMES = ("postgres", "postmaster")
-PIDFILE_POLL_S = 0.1      # how often a missing or stale pid file is read again
-REAP_WAIT_S = 1.0         # dumb-init reaps at once; bounded in case it does not
+PIDFILE_POLL_S = 0.1  # how often a missing or stale pid file is read again
+REAP_WAIT_S = 1.0  # dumb-init reaps at once; bounded in case it does not
 WAKE_TIMEOUT_S = 1.0
 
 
@@ -70,7 +71,7 @@ def wait_for_exit(pid: int) -> None:
     except ProcessLookupError:
         return
     try:
-        select.select([fd], [], [])       # readable once the process has exited
+        select.select([fd], [], [])  # readable once the process has exited
     finally:
         os.close(fd)
     deadline = time.monotonic() + REAP_WAIT_S
@@ -84,7 +85,7 @@ def wake_patroni() -> str:
         conn.request("PATCH", "/config", body=NO_OP_PATCH, headers={"Content-Type": "application/json"})
         return f"HTTP {conn.getresponse().status}"
     except OSError as exc:
-        return f"no answer ({exc.__class__.__name__})"   # Patroni starting or stopping: its own cycle decides
+        return f"no answer ({exc.__class__.__name__})"  # Patroni starting or stopping: its own cycle decides
     finally:
         conn.close()
 
@@ -95,15 +96,14 @@ def watch_once() -> int:
     wait_for_exit(pid)
     exited = time.monotonic()
     answer = wake_patroni()
-    log(f"postmaster {pid} exited; woke Patroni's HA loop in {1000 * (time.monotonic() - exited):.0f} ms "
-        f"({answer})")
+    log(f"postmaster {pid} exited; woke Patroni's HA loop in {1000 * (time.monotonic() - exited):.0f} ms ({answer})")
     return pid
 
 
 def main() -> int:
-    for signum in (signal.SIGTERM, signal.SIGINT):   # dumb-init forwards the container's stop signal
+    for signum in (signal.SIGTERM, signal.SIGINT):  # dumb-init forwards the container's stop signal
         signal.signal(signum, lambda *_: sys.exit(0))
-    while True:   # for the container's life: each pass blocks on one postmaster
+    while True:  # for the container's life: each pass blocks on one postmaster
         watch_once()
 
 
