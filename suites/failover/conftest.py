@@ -117,10 +117,18 @@ def assert_failover_ok(result: FailoverResult, *, allow_loss: int = 0) -> None:
     problems = data_safety_problems(result.set_verdict, result.split_brain, allow_loss=allow_loss)
     if result.split_brain.valid is False:
         raise SplitBrainFound(f"{result.fault}: " + " | ".join(problems))
-    assert not problems, f"{result.fault}: " + " | ".join(problems)
+    assert not problems, f"{result.fault}: " + " | ".join(problems) + phase_line(result)
     breaches = result.breaches()
     if breaches:
-        raise SLOBreach(f"{result.fault}: SLO breach: " + " | ".join(breaches))
+        raise SLOBreach(f"{result.fault}: SLO breach: " + " | ".join(breaches) + phase_line(result))
+
+
+def phase_line(result: FailoverResult) -> str:
+    """The nodes' own phase marks in the failure message too: CI keeps its log, not always its Allure results
+    (2026-12-03: a 6 s postmaster crash in CI whose phases nobody could read afterwards)."""
+    marks = sorted(result.marks_ms.items(), key=lambda kv: kv[1])
+    where = ", ".join(f"{name} {ms}" for name, ms in marks) or "no phase marks in the nodes' logs"
+    return f" || {result.old_leader} -> {result.new_leader}, ms after the fault: {where}"
 
 
 def data_safety_problems(sv, sb, *, allow_loss: int = 0) -> list[str]:

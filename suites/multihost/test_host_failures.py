@@ -89,7 +89,7 @@ def test_leader_host_crash(experiment, cluster, placement):
 
 
 @pytest.mark.lease_bound
-@pytest.mark.faults("HostFrozen@host-of:patroni-leader")
+@pytest.mark.faults("HostFrozen@host-of:patroni-leader", "Switchover@patroni-api")  # lead_from: a switchover
 @allure.title("the Patroni leader's host frozen then resumed: no write accepted by a deposed leader")
 @pytest.mark.xfail(
     raises=SplitBrainFound,
@@ -141,7 +141,7 @@ def test_haproxy_host_crash(experiment, cluster):
 
 
 @pytest.mark.lease_bound
-@pytest.mark.faults("HostsPartitioned@host-of:patroni-leader", "HostsPartitioned@hosts")
+@pytest.mark.faults("HostsPartitioned@host-of:patroni-leader", "HostsPartitioned@hosts", "Switchover@patroni-api")
 @allure.title("minority/majority split of hosts, the leader in the minority: it demotes before the majority elects")
 def test_leader_host_in_the_minority(experiment, cluster):
     lead_from(cluster, off_the_repository)  # with the repository cut off too, the promotion waits one archive-get
