@@ -477,6 +477,96 @@ def hosts_side_by_side(kept: Sequence[Kept]) -> str:
     return "\n".join(lines[:2] + measured)
 
 
+SOFT_FAULTS = ("switchover", "graceful_stop", "postmaster_crash")
+LOADED = "load 50%"
+FIRST = "first after bootstrap"
+
+
+def _p(g: Any) -> str:
+    if g is None or g.gap.p95 is None:
+        return DASH
+    return f"{g.gap.p50:.0f} / {g.gap.p95:.0f} ({g.gap.n})"
+
+
+def _met(g: Any, bound: float | None) -> str:
+    if g is None or g.gap.p95 is None or bound is None:
+        return DASH
+    return "met" if g.gap.p95 <= bound else "**missed**"
+
+
+def soft_headline(kept: Sequence[Kept]) -> str:
+    """The README's failover numbers: each soft fault x entry point under 50 % open-loop load first, idle and the
+    first failover after bootstrap beside it, each p95 against the project's target (slo.yaml `targets:`). Only
+    runs with stock settings (one host, asynchronous, the stock member probe) count; other variants are other
+    populations (docs/measurements.md has them all)."""
+    from chaos.checkers.slo import target
+
+    agg = aggregate(all_rows(kept, "failover"))
+    by = {(g.fault, g.entry_point): g for g in agg.gaps}
+    eps = sorted({g.entry_point for g in agg.gaps}, key=lambda e: [g.entry_point for g in agg.gaps].index(e))
+    out = []
+    for fault in SOFT_FAULTS:
+        t_load, t_idle = target(fault, loaded=True), target(fault, loaded=False)
+        for ep in eps:
+            loaded, idle = by.get((f"{fault} [{LOADED}]", ep)), by.get((fault, ep))
+            first = by.get((f"{fault} [{FIRST}]", ep))
+            if loaded is None and idle is None:
+                continue
+            out.append(
+                (
+                    fault,
+                    ep,
+                    _p(loaded),
+                    _met(loaded, t_load.bound_ms if t_load else None),
+                    _p(idle),
+                    _met(idle, t_idle.bound_ms if t_idle else None),
+                    span([first.gap.max] if first else []),
+                )
+            )
+    if not out:
+        return "_No soft-fault run in the kept data._"
+    lo = target(SOFT_FAULTS[0], loaded=True)
+    hi = target(SOFT_FAULTS[0], loaded=False)
+    header = (
+        "fault",
+        "entry point",
+        "under 50 % load: p50 / p95 ms (n)",
+        f"target p95 ≤ {lo.bound_ms:.0f}" if lo else "target",
+        "idle: p50 / p95 ms (n)",
+        f"target p95 ≤ {hi.bound_ms:.0f}" if hi else "target",
+        "first after bootstrap ms",
+    )
+    return markdown_table(header, out)
+
+
+def txn_distortion(kept: Sequence[Kept]) -> str:
+    """The list-append clients' effect on the switchover write gap: per entry point the gaps without and with the
+    clients over N pairs (p50 / p95 nearest-rank) and the median of the paired differences (rows of kind
+    txn_distortion, one per pair: the two switchovers of one test run, one right after the other)."""
+    from reports.aggregate import percentile
+
+    rows = all_rows(kept, "txn_distortion")
+    eps = list(dict.fromkeys(ep for r in rows for ep in (r.get("without_ms") or {})))
+    out = []
+    for ep in eps:
+        without = [v for r in rows if _is_number(v := get(r, "without_ms", ep))]
+        with_ = [v for r in rows if _is_number(v := get(r, "with_ms", ep))]
+        delta = [v for r in rows if _is_number(v := get(r, "delta_ms", ep))]
+        if not delta:
+            continue
+        pair = f"{percentile(without, 50):.0f} / {percentile(without, 95):.0f}"
+        pair_with = f"{percentile(with_, 50):.0f} / {percentile(with_, 95):.0f}"
+        slower = sum(1 for d in delta if d > 0)
+        out.append(
+            (ep, str(len(delta)), pair, pair_with, f"{statistics.median(delta):+.0f}", f"{slower} of {len(delta)}")
+        )
+    if not out:
+        return "_No distortion pair in the kept data._"
+    header = ("entry point", "pairs", "without: p50 / p95 ms", "with the clients: p50 / p95 ms",
+              "median difference ms", "pairs slower with the clients")  # fmt: skip
+    return markdown_table(header, out)
+
+
 def load_failover(kept: Sequence[Kept]) -> str:
     """Soft faults under open-loop load: what was offered, what the load saw, who used the CPU (rows of kind
     failover_load; their write gaps are the failover table's "load" rows)."""

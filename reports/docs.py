@@ -50,6 +50,7 @@ BLOCKS: dict[str, Block] = {
     b.name: b
     for b in (
         Block("failover-table", "failover", t.failover, t.gap_row),
+        Block("soft-fault-headline", "failover", t.soft_headline, t.gap_row),
         Block("hosts-table", "failover", t.hosts_side_by_side, t.gap_row),
         Block("etcd-table", "dcs_outage", t.dcs_outage, t.gap_row),
         Block("pgbouncer-table", "pgbouncer", t.pgbouncer, t.required),
@@ -61,6 +62,7 @@ BLOCKS: dict[str, Block] = {
         Block("dr-table", "dr", t.dr, t.required),
         Block("load-failover-table", "load_failover", t.load_failover, t.required),
         Block("layers-table", "layers", t.layers, t.layer_row),
+        Block("distortion-table", "txn_distortion", t.txn_distortion, t.required),
     )
 }
 

@@ -83,6 +83,11 @@ DATASETS: dict[str, Dataset] = {
         Dataset("dr", ("dr",), "pytest suites/dr"),
         Dataset("load_failover", ("failover", "failover_load"), "python -m reports bench --load 0.5 --runs 10"),
         Dataset("layers", ("layer_bench",), "python -m reports layers --seconds 10", json=True),
+        Dataset(
+            "txn_distortion",
+            ("txn_distortion",),
+            "pytest suites/consistency/test_list_append.py::test_workload_distortion (once per pair)",
+        ),
     )
 }
 

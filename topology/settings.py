@@ -127,6 +127,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DPG_SYNCHRONOUS_MODE_STRICT", _bool, "Patroni synchronous_mode_strict at bootstrap"),
     Setting("DPG_FAILSAFE_MODE", _bool, "Patroni failsafe_mode at bootstrap"),
     Setting("DPG_PRIMARY_START_TIMEOUT", _int(0), "Patroni primary_start_timeout (s)"),
+    Setting(
+        "DPG_ETCD_HOSTS",
+        _regex(r"[A-Za-z0-9.-]+:[0-9]+(,[A-Za-z0-9.-]+:[0-9]+)*", "host:port[,host:port...]"),
+        "Patroni's etcd members (names, or the seed's addresses to skip DNS)",
+    ),
     Setting("DPG_MAXIMUM_LAG_ON_FAILOVER", _int(0), "Patroni maximum_lag_on_failover (bytes)"),
     Setting("DPG_SWITCH_WAL_ON_PROMOTE", _bool, "the new leader closes its WAL segment at promotion"),
     Setting("DPG_STOP_LINGER_S", _number(0), "a stopped Patroni container keeps its address this long"),

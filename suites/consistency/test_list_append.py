@@ -36,8 +36,7 @@ from chaos.faults import (
     Switchover,
     heal_all,
 )
-from suites.failover.conftest import SplitBrainFound, async_loss_bound, data_safety_problems
-from suites.failover.test_leader_failures import others
+from suites.failover.conftest import SplitBrainFound, async_loss_bound, data_safety_problems, others
 from topology import endpoints, evidence
 from topology.names import container
 

@@ -11,7 +11,7 @@ from chaos.experiments.failover import FailoverExperiment, FailoverResult, conta
 from chaos.faults import DynamicConfigChanged, PatroniAPI
 from topology import evidence
 from topology.health import assert_healthy
-from topology.names import PATRONI_NODES
+from topology.names import ETCD_MEMBERS, PATRONI_NODES, container
 from topology.patroni import PatroniCluster
 from topology.timeouts import TIMEOUTS
 from topology.waiting import WaitTimeout, wait_for
@@ -99,6 +99,11 @@ PROBE_FLOOR = (
 def async_loss_bound() -> int:
     """With asynchronous replication Patroni promises at most maximum_lag_on_failover bytes of loss."""
     return int(os.environ.get("DPG_MAXIMUM_LAG_ON_FAILOVER", "1048576")) // WAL_BYTES_PER_PROBE_WRITE
+
+
+def others(node: str) -> list[str]:
+    """The containers a Patroni node is cut off from when it is isolated: its peers and every etcd member."""
+    return [container(n) for n in PATRONI_NODES if n != node] + [container(e) for e in ETCD_MEMBERS]
 
 
 class SLOBreach(AssertionError):

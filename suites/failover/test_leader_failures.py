@@ -14,9 +14,9 @@ import pytest
 
 from chaos.checkers.slo import member_probe_timeout_ms
 from chaos.faults import Isolated, Killed, Paused, ProcessKilled, Stopped, Switchover
-from topology.names import ETCD_MEMBERS, PATRONI_NODES, container
+from topology.names import PATRONI_NODES, container
 
-from .conftest import PROBE_FLOOR, SLOBreach, SplitBrainFound, assert_failover_ok, async_loss_bound
+from .conftest import PROBE_FLOOR, SLOBreach, SplitBrainFound, assert_failover_ok, async_loss_bound, others
 
 #: experiments hold the run's Patroni settings (the opt-in member probe) as a DynamicConfigChanged fault
 pytestmark = [
@@ -25,10 +25,6 @@ pytestmark = [
     allure.parent_suite("failover"),
     allure.suite("leader failures"),
 ]
-
-
-def others(node: str) -> list[str]:
-    return [container(n) for n in PATRONI_NODES if n != node] + [container(e) for e in ETCD_MEMBERS]
 
 
 @pytest.mark.faults("Switchover@patroni-api")

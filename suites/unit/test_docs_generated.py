@@ -521,6 +521,53 @@ BLOCK_FIXTURES = {
         ],
         ["| switchover | haproxy | 1000 | 1000 | 1 | 900 | 900 | 1 | 0.90 |"],
     ),
+    "distortion-table": (
+        "txn_distortion",
+        [
+            {
+                "kind": "txn_distortion",
+                "fault": "switchover",
+                "n": 1,
+                "without_ms": {"haproxy": 1000},
+                "with_ms": {"haproxy": 1200},
+                "delta_ms": {"haproxy": 200},
+            },
+            {
+                "kind": "txn_distortion",
+                "fault": "switchover",
+                "n": 1,
+                "without_ms": {"haproxy": 1100},
+                "with_ms": {"haproxy": 1000},
+                "delta_ms": {"haproxy": -100},
+            },
+            {
+                "kind": "txn_distortion",
+                "fault": "switchover",
+                "n": 1,
+                "without_ms": {"haproxy": 900},
+                "with_ms": {"haproxy": 1300},
+                "delta_ms": {"haproxy": 400},
+            },
+        ],
+        ["| haproxy | 3 | 1000 / 1100 | 1200 / 1300 | +200 | 2 of 3 |"],
+    ),
+    "soft-fault-headline": (
+        "failover",
+        [
+            failover_row("switchover", 1400, AT, variant="load 50%"),
+            failover_row("switchover", 1600, AT, variant="load 50%"),
+            failover_row("switchover", 900, AT),
+            failover_row("switchover", 1900, AT, variant="first after bootstrap"),
+            failover_row("postmaster_crash", 700, AT),
+            failover_row("hard_kill", 21000, AT),  # not a soft fault: not in the headline
+            failover_row("switchover", 5000, AT, variant="synchronous_mode"),  # another population
+        ],
+        [
+            "| switchover | haproxy | 1400 / 1600 (2) | **missed** | 900 / 900 (1) | met | 1900 |",
+            "| postmaster_crash | pgbouncer | – | – | 700 / 700 (1) | met | – |",
+            "target p95 ≤ 1500 | idle: p50 / p95 ms (n) | target p95 ≤ 1000 |",
+        ],
+    ),
 }
 
 
@@ -539,3 +586,14 @@ def test_every_block_renders_its_rows(tmp_path, name):
 
 def test_every_block_has_a_fixture():
     assert set(docs.BLOCKS) - {"failover-table", "layers-table"} == set(BLOCK_FIXTURES)
+
+
+def test_the_soft_fault_headline_keeps_other_faults_and_settings_out(tmp_path):
+    """Only stock-settings soft-fault rows count: a synchronous_mode switchover or a hard kill would move the p95."""
+    dataset, rows, _ = BLOCK_FIXTURES["soft-fault-headline"]
+    header = {"kind": "kept", "dataset": dataset, "command": DATASETS[dataset].command}
+    kept_file(tmp_path, "failover-2026-12-05.jsonl", [{"at": AT} | r for r in rows], header)
+    doc = doc_with(tmp_path, "<!-- generated: soft-fault-headline from reports/measured/failover-*.jsonl -->")
+    assert docs.run([doc], tmp_path, check=False)[0] == 0
+    table = [ln for ln in doc.read_text().splitlines() if ln.startswith("| ")]
+    assert not [ln for ln in table if "hard_kill" in ln or "5000" in ln], table

@@ -29,7 +29,9 @@ def _result(*, lost=(), anomalies=(), breaches=()):
         failed_but_present=empty,
     )
     sb = SplitBrainVerdict(valid=not anomalies, anomalies=tuple(anomalies), servers_seen=(), timelines_seen=())
-    return SimpleNamespace(fault="freeze", set_verdict=sv, split_brain=sb, breaches=lambda: list(breaches))
+    marks = {"stop_requested": 400, "accepting_writes": 1300, "key_released": 800}
+    return SimpleNamespace(fault="freeze", set_verdict=sv, split_brain=sb, breaches=lambda: list(breaches),
+                           old_leader="patroni-1", new_leader="patroni-2", marks_ms=marks)  # fmt: skip
 
 
 LATE_ACK = Anomaly(kind="stale-timeline", detail="deposed leader acknowledged 7 on timeline 3", ops_values=(7,))
@@ -53,3 +55,13 @@ def test_loss_within_the_bound_and_a_slow_failover_is_an_slo_breach_only():
 
 def test_a_clean_result_passes():
     assert_failover_ok(_result())
+
+
+def test_a_breach_names_the_nodes_phase_marks_in_time_order():
+    """CI keeps the log, not always the Allure results: the message itself says where the gap went."""
+    with pytest.raises(SLOBreach) as err:
+        assert_failover_ok(_result(breaches=["haproxy: write gap 6000 ms > SLO 3000 ms"]))
+    assert (
+        "patroni-1 -> patroni-2, ms after the fault: stop_requested 400, key_released 800, accepting_writes 1300"
+        in (str(err.value))
+    )

@@ -39,6 +39,7 @@ CASES: dict[str, tuple[str, str, str]] = {
     "DPG_MEMBER_PROBE_TIMEOUT_MS": ("500", "50", "must be >= 100"),
     "DPG_POSTMASTER_WATCH": ("false", "off", "true or false"),
     "DPG_RESTORE_MISS_TTL_MS": ("0", "-5", "must be >= 0"),
+    "DPG_ETCD_HOSTS": ("172.25.0.5:2379,172.25.0.6:2379,172.25.0.7:2379", "etcd-1", "host:port"),
     "DPG_RESTORE_TIMEOUT_S": ("5", "-1", "must be >= 0"),
     "DPG_RESTORE_DOWN_TTL_MS": ("10000", "x", "must be an integer"),
     "DPG_WAL_SEGSIZE_MB": ("16", "3", "power of 2"),
