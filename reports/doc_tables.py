@@ -494,6 +494,10 @@ def _met(g: Any, bound: float | None) -> str:
     return "met" if g.gap.p95 <= bound else "**missed**"
 
 
+def _first(g: Any) -> str:
+    return span([g.gap.max] if g is not None else [])
+
+
 def soft_headline(kept: Sequence[Kept]) -> str:
     """The README's failover numbers: each soft fault x entry point under 50 % open-loop load first, idle and the
     first failover after bootstrap beside it, each p95 against the project's target (slo.yaml `targets:`). Only
@@ -510,6 +514,7 @@ def soft_headline(kept: Sequence[Kept]) -> str:
         for ep in eps:
             loaded, idle = by.get((f"{fault} [{LOADED}]", ep)), by.get((fault, ep))
             first = by.get((f"{fault} [{FIRST}]", ep))
+            first_loaded = by.get((f"{fault} [{FIRST}, {LOADED}]", ep))
             if loaded is None and idle is None:
                 continue
             out.append(
@@ -520,7 +525,7 @@ def soft_headline(kept: Sequence[Kept]) -> str:
                     _met(loaded, t_load.bound_ms if t_load else None),
                     _p(idle),
                     _met(idle, t_idle.bound_ms if t_idle else None),
-                    span([first.gap.max] if first else []),
+                    f"{_first(first)} / {_first(first_loaded)}",
                 )
             )
     if not out:
@@ -534,7 +539,7 @@ def soft_headline(kept: Sequence[Kept]) -> str:
         f"target p95 ≤ {lo.bound_ms:.0f}" if lo else "target",
         "idle: p50 / p95 ms (n)",
         f"target p95 ≤ {hi.bound_ms:.0f}" if hi else "target",
-        "first after bootstrap ms",
+        "first after bootstrap ms: idle / loaded",
     )
     return markdown_table(header, out)
 
