@@ -130,7 +130,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "DPG_ETCD_HOSTS",
         _regex(r"[A-Za-z0-9.-]+:[0-9]+(,[A-Za-z0-9.-]+:[0-9]+)*", "host:port[,host:port...]"),
-        "Patroni's etcd members (names, or the seed's addresses to skip DNS)",
+        "the etcd members Patroni starts from (names or addresses)",
     ),
     Setting("DPG_MAXIMUM_LAG_ON_FAILOVER", _int(0), "Patroni maximum_lag_on_failover (bytes)"),
     Setting("DPG_SWITCH_WAL_ON_PROMOTE", _bool, "the new leader closes its WAL segment at promotion"),
