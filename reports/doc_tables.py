@@ -25,6 +25,7 @@ from reports.aggregate import (
     gap_cells,
     mark_cells,
     markdown_table,
+    percentile,
     row_label,
 )
 from reports.layers import LayerRow, cells
@@ -507,7 +508,7 @@ def soft_headline(kept: Sequence[Kept]) -> str:
 
     agg = aggregate(all_rows(kept, "failover"))
     by = {(g.fault, g.entry_point): g for g in agg.gaps}
-    eps = sorted({g.entry_point for g in agg.gaps}, key=lambda e: [g.entry_point for g in agg.gaps].index(e))
+    eps = list(dict.fromkeys(g.entry_point for g in agg.gaps))  # the aggregate's own entry-point order
     out = []
     for fault in SOFT_FAULTS:
         t_load, t_idle = target(fault, loaded=True), target(fault, loaded=False)
@@ -548,8 +549,6 @@ def txn_distortion(kept: Sequence[Kept]) -> str:
     """The list-append clients' effect on the switchover write gap: per entry point the gaps without and with the
     clients over N pairs (p50 / p95 nearest-rank) and the median of the paired differences (rows of kind
     txn_distortion, one per pair: the two switchovers of one test run, one right after the other)."""
-    from reports.aggregate import percentile
-
     rows = all_rows(kept, "txn_distortion")
     eps = list(dict.fromkeys(ep for r in rows for ep in (r.get("without_ms") or {})))
     out = []
