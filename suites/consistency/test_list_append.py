@@ -26,17 +26,19 @@ from chaos.clients.listappend import AppendSettings
 from chaos.experiments.failover import FailoverExperiment
 from chaos.experiments.nemesis import DECLARES, Nemesis, schedule
 from chaos.faults import (
-    Isolated,
-    Killed,
     MaintenanceMode,
-    Paused,
-    ProcessKilled,
     ReplayPaused,
     Stopped,
-    Switchover,
     heal_all,
 )
-from suites.failover.conftest import SplitBrainFound, async_loss_bound, data_safety_problems, others
+from suites.failover.conftest import (
+    LEADER_FAULTS,
+    PINNED,
+    SplitBrainFound,
+    assert_data_safe,
+    async_loss_bound,
+    data_safety_problems,
+)
 from topology import endpoints, evidence
 from topology.names import container
 
@@ -78,7 +80,7 @@ def test_no_fault(txn, isolation):
 @allure.title("switchover under list-append at serializable: strict-serializable, nothing lost")
 def test_switchover(txn, txn_failover):
     exp = txn_failover("switchover", txn("switchover"))
-    fo = exp.run(lambda leader, h: Switchover(history=h))
+    fo = exp.run(LEADER_FAULTS["switchover"])
     result = exp.txn_result
     attach_findings(result)
     assert fo.new_leader != fo.old_leader
@@ -94,7 +96,7 @@ def test_switchover(txn, txn_failover):
 @allure.title("hard kill of the leader under list-append at serializable: strict-serializable but a bounded lost tail")
 def test_hard_kill(txn, txn_failover):
     exp = txn_failover("hard_kill", txn("hard_kill"))
-    fo = exp.run(lambda leader, h: Killed(container(leader), history=h))
+    fo = exp.run(LEADER_FAULTS["hard_kill"])
     result = exp.txn_result
     attach_findings(result)
     problems = data_safety_problems(fo.set_verdict, fo.split_brain, allow_loss=async_loss_bound())
@@ -112,7 +114,7 @@ def test_hard_kill_synchronous(txn, txn_failover, synchronous_mode):
     """synchronous_mode: a commit is acknowledged once the synchronous standby has it, and Patroni promotes only
     that standby, so nothing acknowledged may be lost and nothing is forgiven."""
     exp = txn_failover("hard_kill", txn("hard_kill", variant="synchronous_mode"))
-    fo = exp.run(lambda leader, h: Killed(container(leader), history=h))
+    fo = exp.run(LEADER_FAULTS["hard_kill"])
     result = exp.txn_result
     attach_findings(result)
     problems = data_safety_problems(fo.set_verdict, fo.split_brain)
@@ -121,26 +123,11 @@ def test_hard_kill_synchronous(txn, txn_failover, synchronous_mode):
     assert_promise(result, "strict-serializable")
 
 
-#: every leader fault of suites/failover: (inject, pin the leader while it is faulted, the RW promise). A frozen or
-#: isolated leader still answers reads (and, asynchronous, acknowledges commits) after a new leader has taken over:
-#: its reads miss what the new leader committed meanwhile, so realtime order is not promised for those two
-#: (the mixed-fault run asks the same); the others keep strict-serializable once the lost tail is forgiven.
-LEADER_FAULTS = {
-    "switchover": (lambda leader, h: Switchover(history=h), False, "strict-serializable"),
-    "graceful_stop": (lambda leader, h: Stopped(container(leader), history=h), False, "strict-serializable"),
-    "postmaster_crash": (
-        lambda leader, h: ProcessKilled(container(leader), pidfile="$PGDATA/postmaster.pid", history=h),
-        False,
-        "strict-serializable",
-    ),
-    "hard_kill": (lambda leader, h: Killed(container(leader), history=h), False, "strict-serializable"),
-    "isolation": (
-        lambda leader, h: Isolated(container(leader), from_=others(leader), history=h),
-        True,
-        "serializable",
-    ),
-    "freeze": (lambda leader, h: Paused(container(leader), history=h), True, "serializable"),
-}
+#: the RW promise under each leader fault of suites/failover. A frozen or isolated leader still answers reads (and,
+#: asynchronous, acknowledges commits) after a new leader has taken over: its reads miss what the new leader
+#: committed meanwhile, so realtime order is not promised for those two (the mixed-fault run asks the same); the
+#: others keep strict-serializable once the lost tail is forgiven.
+LEADER_FAULT_PROMISE = {fault: "serializable" if fault in PINNED else "strict-serializable" for fault in LEADER_FAULTS}
 #: combinations the tests above already run
 COVERED = {("switchover", "async"), ("hard_kill", "async"), ("hard_kill", "sync")}
 FREEZE_ASYNC = (
@@ -175,20 +162,16 @@ def test_leader_fault(txn, txn_failover, request, fault, replication):
     graceful stop lose nothing: nothing forgiven). Sync: nothing may be lost. Then the fault's promise (above)."""
     if replication == "sync":
         request.getfixturevalue("synchronous_mode")
-    inject, pin, promise = LEADER_FAULTS[fault]
     variant = "synchronous_mode" if replication == "sync" else ""
-    exp = txn_failover(fault, txn(fault, variant=variant), pin_leader=pin)
-    fo = exp.run(inject)
+    exp = txn_failover(fault, txn(fault, variant=variant), pin_leader=fault in PINNED)
+    fo = exp.run(LEADER_FAULTS[fault])
     result = exp.txn_result
     attach_findings(result)
     planned = fault in ("switchover", "graceful_stop")
     allow = 0 if (replication == "sync" or planned) else async_loss_bound()
-    problems = data_safety_problems(fo.set_verdict, fo.split_brain, allow_loss=allow)
-    if fo.split_brain.valid is False:
-        raise SplitBrainFound(f"{fault}: " + " | ".join(problems))
-    assert not problems, problems
+    assert_data_safe(fo, allow_loss=allow)
     assert len(result.lost) <= allow, f"{len(result.lost)} acknowledged appends lost (allowed {allow})"
-    assert_promise(result, promise)
+    assert_promise(result, LEADER_FAULT_PROMISE[fault])
 
 
 @pytest.mark.destructive
@@ -275,9 +258,9 @@ def test_workload_distortion(txn, txn_failover, write_paths_stacks):
     """One switchover with the failover suite's probes alone, one with the list-append clients (6 paths x 2
     processes, 8 transactions/s per path) running too; both rows go to the measurements (the second tagged
     `list-append clients`), their difference is the distortion (N = 1 each: a number, not a distribution)."""
-    plain = FailoverExperiment(write_paths_stacks, "switchover").run(lambda leader, h: Switchover(history=h))
+    plain = FailoverExperiment(write_paths_stacks, "switchover").run(LEADER_FAULTS["switchover"])
     exp = txn_failover("switchover", txn("distortion"))
-    loaded = exp.run(lambda leader, h: Switchover(history=h))
+    loaded = exp.run(LEADER_FAULTS["switchover"])
     for fo in (plain, loaded):
         problems = data_safety_problems(fo.set_verdict, fo.split_brain)
         assert not problems, problems

@@ -8,7 +8,7 @@ import allure
 import pytest
 
 from chaos.experiments.failover import FailoverExperiment, FailoverResult, container_logs
-from chaos.faults import DynamicConfigChanged, PatroniAPI
+from chaos.faults import DynamicConfigChanged, Isolated, Killed, PatroniAPI, Paused, ProcessKilled, Stopped, Switchover
 from topology import evidence
 from topology.health import assert_healthy
 from topology.names import ETCD_MEMBERS, PATRONI_NODES, container
@@ -106,6 +106,20 @@ def others(node: str) -> list[str]:
     return [container(n) for n in PATRONI_NODES if n != node] + [container(e) for e in ETCD_MEMBERS]
 
 
+#: every leader fault of this suite, as the experiment injects it (given the leader and the history for its marks);
+#: suites/consistency runs the same faults under its list-append clients
+LEADER_FAULTS = {
+    "switchover": lambda leader, h: Switchover(history=h),
+    "graceful_stop": lambda leader, h: Stopped(container(leader), history=h),
+    "postmaster_crash": lambda leader, h: ProcessKilled(container(leader), pidfile="$PGDATA/postmaster.pid", history=h),
+    "hard_kill": lambda leader, h: Killed(container(leader), history=h),
+    "isolation": lambda leader, h: Isolated(container(leader), from_=others(leader), history=h),
+    "freeze": lambda leader, h: Paused(container(leader), history=h),
+}
+#: the faults after which the deposed leader still runs: the experiment pins it (pin_leader) to watch it demote
+PINNED = frozenset({"isolation", "freeze"})
+
+
 class SLOBreach(AssertionError):
     """A write gap above its SLO (kept apart from data-safety failures so a known breach can be marked)."""
 
@@ -119,13 +133,19 @@ def assert_failover_ok(result: FailoverResult, *, allow_loss: int = 0) -> None:
     """The verdict of one scenario: no lost/phantom/duplicate write, no split brain, then the SLO per entry point.
 
     Data-safety problems are reported first and are never an SLOBreach."""
+    assert_data_safe(result, allow_loss=allow_loss)
+    breaches = result.breaches()
+    if breaches:
+        raise SLOBreach(f"{result.fault}: SLO breach: " + " | ".join(breaches) + phase_line(result))
+
+
+def assert_data_safe(result: FailoverResult, *, allow_loss: int = 0) -> None:
+    """No lost (beyond `allow_loss`), phantom or duplicate write and no split brain; a split brain raises its own
+    type so that a known one can be marked as exactly that."""
     problems = data_safety_problems(result.set_verdict, result.split_brain, allow_loss=allow_loss)
     if result.split_brain.valid is False:
         raise SplitBrainFound(f"{result.fault}: " + " | ".join(problems))
     assert not problems, f"{result.fault}: " + " | ".join(problems) + phase_line(result)
-    breaches = result.breaches()
-    if breaches:
-        raise SLOBreach(f"{result.fault}: SLO breach: " + " | ".join(breaches) + phase_line(result))
 
 
 def phase_line(result: FailoverResult) -> str:

@@ -13,10 +13,18 @@ import allure
 import pytest
 
 from chaos.checkers.slo import member_probe_timeout_ms
-from chaos.faults import Isolated, Killed, Paused, ProcessKilled, Stopped, Switchover
+from chaos.faults import Killed, Switchover
 from topology.names import PATRONI_NODES, container
 
-from .conftest import PROBE_FLOOR, SLOBreach, SplitBrainFound, assert_failover_ok, async_loss_bound, others
+from .conftest import (
+    LEADER_FAULTS,
+    PINNED,
+    PROBE_FLOOR,
+    SLOBreach,
+    SplitBrainFound,
+    assert_failover_ok,
+    async_loss_bound,
+)
 
 #: experiments hold the run's Patroni settings (the opt-in member probe) as a DynamicConfigChanged fault
 pytestmark = [
@@ -30,7 +38,7 @@ pytestmark = [
 @pytest.mark.faults("Switchover@patroni-api")
 @allure.title("planned switchover keeps every entry point within the soft-fault SLO")
 def test_switchover_meets_slo(experiment):
-    result = experiment("switchover").run(lambda leader, h: Switchover(history=h))
+    result = experiment("switchover").run(LEADER_FAULTS["switchover"])
     assert result.timeline_after > result.timeline_before, "timeline did not advance"
     assert_failover_ok(result)
 
@@ -38,7 +46,7 @@ def test_switchover_meets_slo(experiment):
 @pytest.mark.faults("Stopped@patroni-leader")
 @allure.title("graceful stop of the leader (docker stop) fails over within the soft-fault SLO")
 def test_graceful_stop_of_leader_meets_slo(experiment):
-    result = experiment("graceful_stop").run(lambda leader, h: Stopped(container(leader), history=h))
+    result = experiment("graceful_stop").run(LEADER_FAULTS["graceful_stop"])
     assert result.timeline_after > result.timeline_before
     assert_failover_ok(result)
 
@@ -48,9 +56,7 @@ def test_graceful_stop_of_leader_meets_slo(experiment):
 def test_postmaster_crash_fails_over(experiment):
     # primary_start_timeout=0: Patroni must not try a local restart first (that left a leader reporting
     # "Error communicating with PostgreSQL" for minutes in an earlier trial; the health gate would catch it)
-    result = experiment("postmaster_crash").run(
-        lambda leader, h: ProcessKilled(container(leader), pidfile="$PGDATA/postmaster.pid", history=h)
-    )
+    result = experiment("postmaster_crash").run(LEADER_FAULTS["postmaster_crash"])
     assert result.new_leader != result.old_leader, "Patroni restarted PostgreSQL in place instead of failing over"
     # asynchronous replication: a write acknowledged just before the crash may not have reached a replica
     assert_failover_ok(result, allow_loss=async_loss_bound())
@@ -60,7 +66,7 @@ def test_postmaster_crash_fails_over(experiment):
 @pytest.mark.lease_bound
 @allure.title("hard kill of the leader container: failover bounded by ttl, no acknowledged write lost")
 def test_hard_kill_of_leader(experiment):
-    result = experiment("hard_kill").run(lambda leader, h: Killed(container(leader), history=h))
+    result = experiment("hard_kill").run(LEADER_FAULTS["hard_kill"])
     assert_failover_ok(result, allow_loss=async_loss_bound())
 
 
@@ -68,9 +74,7 @@ def test_hard_kill_of_leader(experiment):
 @pytest.mark.lease_bound
 @allure.title("leader isolated from etcd and its peers demotes itself: no split brain")
 def test_isolated_leader_demotes(experiment):
-    result = experiment("isolation", pin_leader=True).run(
-        lambda leader, h: Isolated(container(leader), from_=others(leader), history=h)
-    )
+    result = experiment("isolation", pin_leader=True).run(LEADER_FAULTS["isolation"])
     # the isolated leader keeps acknowledging until it demotes (retry_timeout); with asynchronous replication
     # those writes never reach a replica and are lost: bounded by maximum_lag_on_failover, zero in sync mode
     assert_failover_ok(result, allow_loss=async_loss_bound())
@@ -90,7 +94,7 @@ def test_isolated_leader_demotes(experiment):
     ),
 )
 def test_frozen_leader_accepts_no_late_writes(experiment):
-    result = experiment("freeze", pin_leader=True).run(lambda leader, h: Paused(container(leader), history=h))
+    result = experiment("freeze", pin_leader=True).run(LEADER_FAULTS["freeze"])
     # asynchronous replication: what the frozen leader acknowledged last may not have reached a replica
     assert_failover_ok(result, allow_loss=async_loss_bound())
 
@@ -136,10 +140,5 @@ def test_synchronous_mode_loses_nothing(experiment, synchronous_mode, fault, req
     """Loss must be zero for all three; isolation and freeze sit ~1 s under their bound (PROBE_FLOOR)."""
     if fault in ("isolation", "freeze") and member_probe_timeout_ms() >= 2000:  # with a shorter probe: strict
         request.applymarker(pytest.mark.xfail(raises=SLOBreach, strict=False, reason=PROBE_FLOOR))
-    inject = {
-        "hard_kill": lambda leader, h: Killed(container(leader), history=h),
-        "isolation": lambda leader, h: Isolated(container(leader), from_=others(leader), history=h),
-        "freeze": lambda leader, h: Paused(container(leader), history=h),
-    }[fault]
-    result = experiment(fault, pin_leader=fault != "hard_kill").run(inject)
+    result = experiment(fault, pin_leader=fault in PINNED).run(LEADER_FAULTS[fault])
     assert_failover_ok(result)

@@ -19,12 +19,10 @@ import shutil
 import allure
 import pytest
 
-from chaos.faults import ProcessKilled, Stopped, Switchover
 from topology import evidence
 from topology.inventory import current
-from topology.names import container
 
-from .conftest import assert_failover_ok, async_loss_bound
+from .conftest import LEADER_FAULTS, assert_failover_ok, async_loss_bound
 
 pytestmark = [
     pytest.mark.faults("DynamicConfigChanged@patroni-api"),
@@ -35,13 +33,11 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("pgbench") is None, reason="pgbench is not installed (postgresql-client)"),
 ]
 
+#: the soft faults and the acknowledged writes each may lose (None: the asynchronous bound)
 FAULTS = {
-    "switchover": (lambda leader, h: Switchover(history=h), 0),
-    "graceful_stop": (lambda leader, h: Stopped(container(leader), history=h), 0),
-    "postmaster_crash": (
-        lambda leader, h: ProcessKilled(container(leader), pidfile="$PGDATA/postmaster.pid", history=h),
-        None,  # asynchronous replication: the crashed primary's last writes may not have reached a replica
-    ),
+    "switchover": 0,
+    "graceful_stop": 0,
+    "postmaster_crash": None,  # asynchronous: the crashed primary's last writes may not have reached a replica
 }
 
 
@@ -55,8 +51,8 @@ def load_fraction() -> float:
 def test_soft_fault_under_open_loop_load(experiment, fault):
     if current().is_target:
         pytest.skip("the load's tables (bench.*) would go into a database this project did not create")
-    inject, loss = FAULTS[fault]
-    result = experiment(fault, load=load_fraction()).run(inject)
+    loss = FAULTS[fault]
+    result = experiment(fault, load=load_fraction()).run(LEADER_FAULTS[fault])
     evidence.attach_json("load and CPU during the failover", {"load": result.load, "cpu": result.cpu})
     assert result.load["paths"], "no load was offered"
     assert all(p["transactions"] > 0 for p in result.load["paths"].values()), result.load
