@@ -14,13 +14,14 @@ the SLO, as it does in the test's verdict, and is left out of the percentiles; `
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.checkers.phases import MARK_ORDER
+from chaos.checkers.phases import MARK_ORDER, within_failover
 from reports.jsonl import json_objects
 
 KIND = "failover"
@@ -153,6 +154,11 @@ class FaultStats:
     split_brain: int  # anomalies summed over runs
     split_brain_runs: int  # runs with at least one anomaly
     marks: dict[str, Spread] = field(default_factory=dict)  # chaos.checkers.phases marks (ms after the injection)
+    steps: dict[str, Spread] = field(default_factory=dict)  # "a → b": ms from one logged mark to the next, per run
+    host_busy: Spread = field(default_factory=lambda: Spread.of([]))  # share of the cores in the failover window
+    steal: Spread = field(default_factory=lambda: Spread.of([]))  # of which the hypervisor gave to other guests
+    # each run's worst gap over its entry points, split by the steal in its window: (below STEAL_SPLIT, at/above)
+    worst_gap_by_steal: tuple[Spread, Spread] = field(default_factory=lambda: (Spread.of([]), Spread.of([])))
 
 
 @dataclass
@@ -204,8 +210,46 @@ def _fault_stats(fault: str, rows: list[dict[str, Any]]) -> FaultStats:
         duplicates=sum(_int(r.get("duplicates")) for r in rows),
         split_brain=sum(anomalies),
         split_brain_runs=sum(1 for a in anomalies if a),
-        marks={m: Spread.of((r.get("marks_ms") or {}).get(m) for r in rows) for m in MARK_ORDER},
+        marks={m: Spread.of(within_failover(r.get("marks_ms") or {}).get(m) for r in rows) for m in MARK_ORDER},
+        steps=_steps(rows),
+        host_busy=Spread.of((r.get("cpu") or {}).get("host_busy") for r in rows),
+        steal=Spread.of((r.get("cpu") or {}).get("steal") for r in rows),
+        worst_gap_by_steal=_worst_gap_by_steal(rows),
     )
+
+
+STEAL_SPLIT = 0.05  # a window where the hypervisor withheld 5 % of the cores or more counts as "stolen"
+
+
+def _worst_gap_by_steal(rows: list[dict[str, Any]]) -> tuple[Spread, Spread]:
+    """The run's longest write gap over its entry points, in two samples: windows with steal below STEAL_SPLIT
+    and the others. Runs without a steal reading (older rows) are in neither."""
+    low: list[float] = []
+    high: list[float] = []
+    for r in rows:
+        steal = (r.get("cpu") or {}).get("steal")
+        gaps = [g for g in (r.get("gaps_ms") or {}).values() if _is_number(g)]
+        if not _is_number(steal) or not gaps:
+            continue
+        (high if steal >= STEAL_SPLIT else low).append(max(gaps))
+    return Spread.of(low), Spread.of(high)
+
+
+def _steps(rows: list[dict[str, Any]]) -> dict[str, Spread]:
+    """Each run's time from one logged mark to the next (in the order they were logged, up to the new leader
+    accepting writes), gathered per "a → b" over the runs: which step of the shutdown, the hand-over or the
+    promotion took the time, and how much it varies."""
+    order = {m: i for i, m in enumerate(MARK_ORDER)}
+    per: dict[str, list[float]] = {}
+    starts: dict[str, list[float]] = {}  # when each step began, to list the steps in the order they happen
+    for r in rows:
+        marks = within_failover(r.get("marks_ms") or {})
+        seen = sorted((m for m in marks if m in order), key=lambda m: (marks[m], order[m]))
+        for a, b in itertools.pairwise(seen):
+            per.setdefault(f"{a} → {b}", []).append(marks[b] - marks[a])
+            starts.setdefault(f"{a} → {b}", []).append(marks[a])
+    keyed = sorted(per, key=lambda k: (percentile(starts[k], 50), order[k.split(" → ")[0]]))
+    return {k: Spread.of(per[k]) for k in keyed}
 
 
 def row_label(row: dict[str, Any]) -> str:
@@ -343,6 +387,58 @@ def mark_cells(agg: Aggregate) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     return ("fault", "runs with marks", *seen), rows
 
 
+STEP_HEADER = ("fault", "step (mark → next mark)", "runs", "p50 ms", "p95 ms", "max ms")
+
+
+def step_cells(agg: Aggregate, *, min_runs: int = 3) -> list[tuple[str, ...]]:
+    """Where the gap went, step by step: each consecutive pair of marks with its p50/p95 over the runs (pairs seen
+    in fewer than `min_runs` runs, where a mark was missing in between, are left out)."""
+    return [
+        (f.fault, step, str(sp.n), _ms(sp.p50), _ms(sp.p95), _ms(sp.max))
+        for f in agg.faults
+        for step, sp in f.steps.items()
+        if sp.n >= min_runs
+    ]
+
+
+CPU_HEADER = ("fault", "runs", "host busy p50 / p95", "of it steal p50 / p95")
+
+
+def _share_pair(sp: Spread) -> str:
+    return DASH if sp.n == 0 else f"{sp.p50:.0%} / {sp.p95:.0%}"
+
+
+STEAL_HEADER = (
+    "fault",
+    f"steal < {STEAL_SPLIT:.0%}: runs",
+    "worst gap p50 / p95 ms",
+    f"steal ≥ {STEAL_SPLIT:.0%}: runs",
+    "worst gap p50 / p95 ms",
+)
+
+
+def steal_cells(agg: Aggregate) -> list[tuple[str, ...]]:
+    """Each fault's worst gap per run (over the entry points) with little steal in the window and with much:
+    whether the tail is the cluster's or the neighbours'."""
+    out = []
+    for f in agg.faults:
+        low, high = f.worst_gap_by_steal
+        if low.n + high.n:
+            pair = [f"{_ms(sp.p50)} / {_ms(sp.p95)}" if sp.n else DASH for sp in (low, high)]
+            out.append((f.fault, str(low.n), pair[0], str(high.n), pair[1]))
+    return out
+
+
+def cpu_cells(agg: Aggregate) -> list[tuple[str, ...]]:
+    """The cores' use in each failover window: all of it (busy) and the part the hypervisor withheld (steal, in
+    busy). A run that reads slow while steal was high measured the neighbours, not the cluster."""
+    return [
+        (f.fault, str(f.host_busy.n), _share_pair(f.host_busy), _share_pair(f.steal))
+        for f in agg.faults
+        if f.host_busy.n
+    ]
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
@@ -386,6 +482,15 @@ def render_markdown(agg: Aggregate, *, title: str | None = None) -> str:
             markdown_table(header, rows),
             "",
         ]
+    steps = step_cells(agg)
+    if steps:
+        parts += ["## Step by step (ms from one mark to the next, per run)\n", markdown_table(STEP_HEADER, steps), ""]
+    cpu = cpu_cells(agg)
+    if cpu:
+        parts += ["## CPU in the failover window (2 cores)\n", markdown_table(CPU_HEADER, cpu), ""]
+    stolen = steal_cells(agg)
+    if stolen:
+        parts += ["## Worst gap per run by steal in its window\n", markdown_table(STEAL_HEADER, stolen), ""]
     parts += [_footer(agg), ""]
     return "\n".join(parts)
 
@@ -398,4 +503,13 @@ def render_text(agg: Aggregate) -> str:
     header, rows = mark_cells(agg)
     if rows:
         parts += ["where the gap went: p50 ms after the injection, from the nodes' logs", _text(header, rows), ""]
+    steps = step_cells(agg)
+    if steps:
+        parts += ["step by step: ms from one mark to the next, per run", _text(STEP_HEADER, steps), ""]
+    cpu = cpu_cells(agg)
+    if cpu:
+        parts += ["CPU in the failover window", _text(CPU_HEADER, cpu), ""]
+    stolen = steal_cells(agg)
+    if stolen:
+        parts += ["worst gap per run by steal in its window", _text(STEAL_HEADER, stolen), ""]
     return "\n".join([*parts, _footer(agg), ""])

@@ -369,7 +369,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--check-targets",
         action="store_true",
-        help="exit 1 when a p95 misses the project's target for its fault (slo.yaml `targets:`)",
+        help="exit 1 when a p95 misses the project's target for its fault (slo.yaml `targets:`) or a p50 is above "
+        "the kept benchmark's p95 (REGRESSED; reports/targets.py)",
+    )
+    p.add_argument(
+        "--against",
+        nargs="*",
+        type=Path,
+        default=None,
+        metavar="KEPT",
+        help="the kept measurements --check-targets compares with (default: reports/measured/failover-*-bench-*.jsonl; "
+        "none given = targets only)",
     )
     p.add_argument(
         "--hosts",
@@ -472,6 +482,10 @@ def run(args: argparse.Namespace) -> int:
     if args.load is not None and not 0 < args.load <= 1:
         print("bench: --load is a share of the measured capacity, 0 < F <= 1", file=sys.stderr)
         return 2
+    absent = [str(f) for f in args.against or [] if not f.exists()]
+    if absent:
+        print(f"bench: no such kept file for --against: {', '.join(absent)}", file=sys.stderr)
+        return 2
     os.environ.setdefault("DPG_RUN_ID", time.strftime("bench-%Y%m%dT%H%M%S"))  # one capacity measurement per bench
     parts: list[tuple[Path, list[str], dict[str, str]]] = [(out, list(args.pytest_args), {})]
     if args.hosts:  # the same faults once on one host, once on N hosts, each in its own directory
@@ -514,13 +528,13 @@ def run(args: argparse.Namespace) -> int:
         print("\n" + table)
     print(f"wrote bench.md and bench.json under {out}")
     if args.check_targets:
-        from reports.targets import missed
+        from reports.targets import compared, kept_bench_files, report
 
-        all_rows = aggregate_loaded(load_measurements([b.jsonl for b, _ in benches if b.jsonl.exists()]))
-        misses = missed(all_rows)
-        for line in misses:
-            print(f"MISSED TARGET: {line}")
-        if misses:
+        against = args.against if args.against is not None else kept_bench_files()
+        misses, regressed = compared([b.jsonl for b, _ in benches if b.jsonl.exists()], against)
+        report(misses, regressed)
+        print(f"targets: {len(misses)} missed, {len(regressed)} regressed against {len(against)} kept file(s)")
+        if misses or regressed:
             return 1
     if any(b.interrupted for b, _ in benches):
         return 130

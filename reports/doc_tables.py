@@ -17,16 +17,23 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from reports.aggregate import (
+    CPU_HEADER,
     DASH,
     FAULT_HEADER,
     GAP_HEADER,
+    STEAL_HEADER,
+    STEAL_SPLIT,
+    STEP_HEADER,
     aggregate,
+    cpu_cells,
     fault_cells,
     gap_cells,
     mark_cells,
     markdown_table,
     percentile,
     row_label,
+    steal_cells,
+    step_cells,
 )
 from reports.layers import LayerRow, cells
 from reports.measured import Kept
@@ -147,6 +154,23 @@ def failover(kept: Sequence[Kept]) -> str:
         parts += _titled(
             "Where the gap went (p50 ms after the injection, from the old and new leader's own log lines)",
             markdown_table(header, rows),
+        )
+    steps = step_cells(agg)
+    if steps:
+        parts += _titled(
+            "Step by step (ms from one logged mark to the next, per run)", markdown_table(STEP_HEADER, steps)
+        )
+    cpu = cpu_cells(agg)
+    if cpu:
+        parts += _titled(
+            "CPU in the failover window (2 cores; steal: time the hypervisor gave other guests)",
+            markdown_table(CPU_HEADER, cpu),
+        )
+    stolen = steal_cells(agg)
+    if stolen:
+        parts += _titled(
+            f"Worst gap per run (over the entry points) by the steal in its window (split at {STEAL_SPLIT:.0%})",
+            markdown_table(STEAL_HEADER, stolen),
         )
     return "\n".join(parts).rstrip()
 

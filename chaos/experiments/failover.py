@@ -245,6 +245,7 @@ class FailoverExperiment:
                         self._wait_promotion_published(new_leader, history)
                     usage = sampler.stop()  # the window: injection to writes flowing again (or the fault's end)
                     self.cpu_during = {"seconds": usage.seconds, "host_busy": round(usage.host_busy, 3),
+                                       "steal": round(usage.steal, 3),
                                        "top": [(n, round(c, 3)) for n, c in usage.top(6)]}  # fmt: skip
             with allure.step("heal, then verify the cluster is healthy again"):
                 healed_at = time.monotonic()

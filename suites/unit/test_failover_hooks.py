@@ -63,6 +63,21 @@ def test_a_history_file_the_node_holds_is_copied_without_asking_the_archive(node
     assert node.calls() == 0
 
 
+def test_the_copy_of_a_held_history_file_is_byte_identical(node):
+    text = "1\t0/3000000\tno recovery target specified\n\n2\t0/5000A0\tno recovery target specified\n"
+    (node.data / "pg_wal" / "00000005.history").write_text(text)
+    assert node("00000005.history") == 0
+    assert (node.data / "pg_wal" / "RECOVERY-00000005.history").read_text() == text
+
+
+def test_timeline_1_has_no_history_file_and_the_archive_is_not_asked(node):
+    assert node("00000001.history") == 1
+    assert not (node.data / "pg_wal" / "RECOVERY-00000001.history").exists()
+    assert node.calls() == 0
+    assert node("00000010.history") == 1  # timeline 16 (hex 10) is asked like any other
+    assert node.calls() == 1
+
+
 def test_a_miss_is_repeated_from_the_cache_within_its_ttl(node):
     assert node("000000030000000000000042") == 1
     assert node("000000030000000000000042") == 1

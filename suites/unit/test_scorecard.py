@@ -406,6 +406,34 @@ def test_targets_command_names_each_miss(tmp_path, capsys):
     assert targets.main_for_test([str(tmp_path / "absent.jsonl")]) == 2
 
 
+def test_a_run_slower_than_the_kept_benchmark_is_regressed_even_when_the_target_was_missed_before(tmp_path, capsys):
+    """The kept bench misses the 1.0 s target already, so only the comparison with it can show a regression: a
+    p50 above the kept p95 is REGRESSED, compared per label (idle with idle) and only with >= 5 kept runs."""
+    from reports import targets
+
+    def write(name, rows):
+        path = tmp_path / name
+        path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+        return path
+
+    kept = write("kept.jsonl", [failover("switchover", {"haproxy": g, "traefik": g}, {"haproxy": 3000, "traefik": 3000})
+                                for g in (1000, 1100, 1200, 1300, 1800)]
+                 + [failover("graceful_stop", {"haproxy": 1000}, {"haproxy": 3000})])  # fmt: skip
+    # haproxy got slower (inter 2s); traefik is as before, but slow enough to miss its target as the kept runs did
+    now = write("now.jsonl", [failover("switchover", {"haproxy": g + 1000, "traefik": g}, {"haproxy": 3000,
+                                                                                          "traefik": 3000})
+                              for g in (1000, 1100, 1200)]
+                + [failover("graceful_stop", {"haproxy": 2500}, {"haproxy": 3000}),
+                   failover("switchover", {"haproxy": 9000}, {"haproxy": 9000}, variant="load 50%")])  # fmt: skip
+    misses, regressed = targets.compared([now], [kept])
+    assert regressed == ["switchover x haproxy: p50 2100 ms over 3 run(s) > kept p95 1800 ms over 5 (kept p50 1200 ms)"]
+    assert any(m.startswith("switchover x traefik") for m in misses)  # missed before and after: not a regression
+    assert targets.main_for_test([str(now), "--against", str(kept)]) == 0
+    out = capsys.readouterr().out
+    assert "REGRESSED: switchover x haproxy" in out and "1 regressed against 1 kept file(s)" in out
+    assert targets.main_for_test([str(now), "--against", str(tmp_path / "absent.jsonl")]) == 2
+
+
 def test_side_by_side_pairs_each_fault_with_its_tagged_twin():
     from reports.aggregate import aggregate
     from reports.bench import side_by_side

@@ -19,12 +19,13 @@ CGROUP_V2 = (
 )
 
 
-def _host_jiffies() -> tuple[int, int]:
-    """(busy, total) jiffies over all CPUs."""
+def _host_jiffies() -> tuple[int, int, int]:
+    """(busy, total, steal) jiffies over all CPUs; busy includes steal (time the hypervisor ran someone else)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     total = sum(fields[:8])  # guest time is already in user
-    return total - idle, total
+    steal = fields[7] if len(fields) > 7 else 0
+    return total - idle, total, steal
 
 
 def _container_ns(cid: str) -> int | None:
@@ -42,6 +43,8 @@ def _container_ns(cid: str) -> int | None:
 
 #: host processes worth naming: Docker's userland proxy forwards every published 127.0.0.1 port, and with the
 #: fuse-overlayfs storage driver every write to a container's own filesystem goes through a FUSE daemon
+#: not a process: the cores' time the hypervisor withheld (/proc/stat steal), listed with the users so it shows
+STEAL = "steal (hypervisor: other guests)"
 HOST_PROCESSES = {"docker-proxy": "docker-proxy (port forwarding)", "fuse-overlayfs": "fuse-overlayfs (storage)"}
 
 
@@ -78,9 +81,10 @@ def container_ids(names: list[str]) -> dict[str, str]:
 @dataclass(frozen=True)
 class CpuUsage:
     seconds: float
-    host_busy: float  # share of all cores, 0..1
+    host_busy: float  # share of all cores, 0..1 (steal included)
     cores: int
     containers: dict[str, float]  # name -> cores used on average (1.0 = one full core)
+    steal: float = 0.0  # share of all cores the hypervisor gave to other guests (a shared VM's noisy neighbours)
 
     def top(self, n: int = 4) -> list[tuple[str, float]]:
         return sorted(self.containers.items(), key=lambda kv: -kv[1])[:n]
@@ -102,8 +106,9 @@ class CpuSampler:
 
     def stop(self, client_cpu_s: float = 0.0) -> CpuUsage:
         dt = max(time.monotonic() - self._t0, 1e-6)
-        busy1, total1 = _host_jiffies()
-        busy = (busy1 - self._host0[0]) / max(total1 - self._host0[1], 1)
+        busy1, total1, steal1 = _host_jiffies()
+        ticks = max(total1 - self._host0[1], 1)
+        busy, steal = (busy1 - self._host0[0]) / ticks, (steal1 - self._host0[2]) / ticks
         per = {}
         for n, cid in self.ids.items():
             now, before = _container_ns(cid), self._c0.get(n)
@@ -116,7 +121,10 @@ class CpuSampler:
                 per[HOST_PROCESSES[comm]] = used
         if client_cpu_s:
             per["client (load generator)"] = client_cpu_s / dt
-        self.usage = CpuUsage(round(dt, 2), busy, os.cpu_count() or 1, per)
+        cores = os.cpu_count() or 1
+        if steal > 0:
+            per[STEAL] = steal * cores
+        self.usage = CpuUsage(round(dt, 2), busy, cores, per, steal)
         return self.usage
 
     def __enter__(self) -> CpuSampler:
