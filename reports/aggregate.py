@@ -161,6 +161,21 @@ class FaultStats:
     worst_gap_by_steal: tuple[Spread, Spread] = field(default_factory=lambda: (Spread.of([]), Spread.of([])))
 
 
+@dataclass(frozen=True)
+class SlowGap:
+    """One run's gap at one entry point that missed the project's target, with what its client waited on: the
+    longest single attempt inside the gap and the failed attempts by error (rows since 2026-12-05 keep them)."""
+
+    fault: str
+    entry_point: str
+    at: str
+    gap_ms: float
+    target_ms: float
+    slowest_ms: float | None
+    slowest: str
+    errors: dict[str, int]
+
+
 @dataclass
 class Aggregate:
     gaps: list[GapStats]
@@ -168,6 +183,7 @@ class Aggregate:
     rows: int
     other_kinds: int = 0
     malformed: int = 0
+    slow_gaps: list[SlowGap] = field(default_factory=list)
 
     def fault(self, name: str) -> FaultStats | None:
         return next((f for f in self.faults if f.fault == name), None)
@@ -270,15 +286,45 @@ def group_by_fault(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, A
     return {f: groups[f] for f in sorted(groups, key=order.__getitem__)}
 
 
+def _slow_gaps(label: str, rows: list[dict[str, Any]]) -> list[SlowGap]:
+    """The runs' gaps above the label's target (idle or under load by its settings), longest first."""
+    from chaos.checkers.slo import target
+
+    t = target(label, loaded="load " in label)
+    if t is None:
+        return []
+    out = []
+    for r in rows:
+        for ep, gap in (r.get("gaps_ms") or {}).items():
+            if not _is_number(gap) or gap <= t.bound_ms:
+                continue
+            a = (r.get("gap_attempts") or {}).get(ep) or {}
+            slowest = a.get("slowest_ms")
+            out.append(
+                SlowGap(
+                    label,
+                    ep,
+                    str(r.get("at", "")),
+                    float(gap),
+                    t.bound_ms,
+                    float(slowest) if _is_number(slowest) else None,
+                    str(a.get("slowest") or ""),
+                    dict(a.get("errors") or {}),
+                )
+            )
+    return sorted(out, key=lambda g: -g.gap_ms)
+
+
 def aggregate(rows: Sequence[dict[str, Any]], *, other_kinds: int = 0, malformed: int = 0) -> Aggregate:
     """Group valid failover rows by fault x entry point (an entry point counts only in runs that measured it)."""
-    gaps, faults = [], []
+    gaps, faults, slow = [], [], []
     for fault, frows in group_by_fault(rows).items():
         eps = {ep for r in frows for ep in r["gaps_ms"]}
         for ep in sorted(eps, key=lambda e: sort_key(e, ENTRY_POINT_ORDER)):
             gaps.append(_gap_stats(fault, ep, [r for r in frows if ep in r["gaps_ms"]]))
         faults.append(_fault_stats(fault, frows))
-    return Aggregate(gaps, faults, len(rows), other_kinds, malformed)
+        slow += _slow_gaps(fault, frows)
+    return Aggregate(gaps, faults, len(rows), other_kinds, malformed, slow)
 
 
 def aggregate_loaded(loaded: Loaded) -> Aggregate:
@@ -439,6 +485,47 @@ def cpu_cells(agg: Aggregate) -> list[tuple[str, ...]]:
     ]
 
 
+SLOW_HEADER = (
+    "fault",
+    "entry point",
+    "measured at",
+    "gap ms",
+    "target ms",
+    "slowest attempt ms",
+    "that attempt",
+    "failed attempts in the gap",
+)
+SLOW_ROWS = 20  # the longest gaps listed; the rest are counted under the table
+
+
+def slow_cells(agg: Aggregate, *, limit: int = SLOW_ROWS) -> list[tuple[str, ...]]:
+    """Each gap above its target with what the client waited on. A gap of fast refusals is the cluster's hand-over;
+    one attempt that took most of the gap is a connect or statement that hung until a timeout (a router's or
+    the client's), which is not the cluster's number."""
+    out = []
+    for g in agg.slow_gaps[:limit]:
+        errors = "; ".join(f"{n}× {e}" for e, n in list(g.errors.items())[:3]) or DASH
+        out.append(
+            (
+                g.fault,
+                g.entry_point,
+                g.at,
+                _ms(g.gap_ms),
+                _ms(g.target_ms),
+                _ms(g.slowest_ms),
+                g.slowest or "not recorded",
+                errors,
+            )
+        )
+    return out
+
+
+def slow_note(agg: Aggregate) -> str:
+    """'(N more ...)' under a table of slow_cells when it left rows out, else ''."""
+    more = len(agg.slow_gaps) - SLOW_ROWS
+    return f"({more} more gap(s) above their target not listed)" if more > 0 else ""
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
@@ -491,6 +578,14 @@ def render_markdown(agg: Aggregate, *, title: str | None = None) -> str:
     stolen = steal_cells(agg)
     if stolen:
         parts += ["## Worst gap per run by steal in its window\n", markdown_table(STEAL_HEADER, stolen), ""]
+    slow = slow_cells(agg)
+    if slow:
+        parts += [
+            "## Gaps above their target: what the client waited on\n",
+            markdown_table(SLOW_HEADER, slow),
+            "",
+            *([slow_note(agg), ""] if slow_note(agg) else []),
+        ]
     parts += [_footer(agg), ""]
     return "\n".join(parts)
 
@@ -512,4 +607,7 @@ def render_text(agg: Aggregate) -> str:
     stolen = steal_cells(agg)
     if stolen:
         parts += ["worst gap per run by steal in its window", _text(STEAL_HEADER, stolen), ""]
+    slow = slow_cells(agg)
+    if slow:
+        parts += ["gaps above their target: what the client waited on", _text(SLOW_HEADER, slow), slow_note(agg), ""]
     return "\n".join([*parts, _footer(agg), ""])

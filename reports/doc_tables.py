@@ -21,6 +21,7 @@ from reports.aggregate import (
     DASH,
     FAULT_HEADER,
     GAP_HEADER,
+    SLOW_HEADER,
     STEAL_HEADER,
     STEAL_SPLIT,
     STEP_HEADER,
@@ -32,6 +33,8 @@ from reports.aggregate import (
     markdown_table,
     percentile,
     row_label,
+    slow_cells,
+    slow_note,
     steal_cells,
     step_cells,
 )
@@ -171,6 +174,12 @@ def failover(kept: Sequence[Kept]) -> str:
         parts += _titled(
             f"Worst gap per run (over the entry points) by the steal in its window (split at {STEAL_SPLIT:.0%})",
             markdown_table(STEAL_HEADER, stolen),
+        )
+    slow = slow_cells(agg)
+    if slow:
+        parts += _titled(
+            "Gaps above their target (slo.yaml targets:), longest first: what the client waited on",
+            "\n\n".join(filter(None, [markdown_table(SLOW_HEADER, slow), slow_note(agg)])),
         )
     return "\n".join(parts).rstrip()
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chaos.checkers.slo import target
-from reports.aggregate import Aggregate, aggregate_loaded, load_measurements
+from reports.aggregate import Aggregate, GapStats, Spread, aggregate_loaded, load_measurements
 
 
 def judged(agg: Aggregate) -> list[tuple[str, str, float, float, str, bool]]:
@@ -56,16 +56,22 @@ def kept_bench_files(root: Path = REPO_ROOT) -> list[Path]:
     return sorted(root.glob(KEPT_BENCH))
 
 
+def kept_verdict(g: GapStats, kept: Aggregate | None, *, min_kept: int = MIN_KEPT_RUNS) -> tuple[str, Spread | None]:
+    """("REGRESSED" | "ok" | "not compared", the kept spread) for one fault x entry point of a run: REGRESSED when
+    its p50 is above the kept runs' p95 (same label, so idle is compared with idle and load with load). Kept rows
+    with fewer than `min_kept` runs are not compared."""
+    k = next((x.gap for x in kept.gaps if (x.fault, x.entry_point) == (g.fault, g.entry_point)), None) if kept else None
+    if k is None or k.n < min_kept or k.p95 is None or g.gap.p50 is None:
+        return "not compared", k
+    return ("REGRESSED" if g.gap.p50 > k.p95 else "ok"), k
+
+
 def regressions(agg: Aggregate, kept: Aggregate, *, min_kept: int = MIN_KEPT_RUNS) -> list[str]:
-    """One line per fault x entry point (same label, so idle is compared with idle and load with load) whose p50
-    is above the kept runs' p95. Rows the kept data has fewer than `min_kept` runs of are not judged."""
-    ref = {(g.fault, g.entry_point): g.gap for g in kept.gaps}
+    """One line per fault x entry point whose p50 is above the kept runs' p95 (kept_verdict)."""
     out = []
     for g in agg.gaps:
-        k = ref.get((g.fault, g.entry_point))
-        if k is None or k.n < min_kept or k.p95 is None or g.gap.p50 is None:
-            continue
-        if g.gap.p50 > k.p95:
+        verdict, k = kept_verdict(g, kept, min_kept=min_kept)
+        if verdict == "REGRESSED" and k is not None:
             out.append(
                 f"{g.fault} x {g.entry_point}: p50 {g.gap.p50:.0f} ms over {g.gap.n} run(s) > kept p95 "
                 f"{k.p95:.0f} ms over {k.n} (kept p50 {k.p50:.0f} ms)"
@@ -73,10 +79,14 @@ def regressions(agg: Aggregate, kept: Aggregate, *, min_kept: int = MIN_KEPT_RUN
     return out
 
 
+def kept_aggregate(files: Sequence[Path]) -> Aggregate | None:
+    return aggregate_loaded(load_measurements(list(files))) if files else None
+
+
 def compared(files: Sequence[Path], against: Sequence[Path]) -> tuple[list[str], list[str]]:
     """(missed-target lines, regression lines) of a run's files, the regressions against the kept files."""
     agg = aggregate_loaded(load_measurements(list(files)))
-    kept = aggregate_loaded(load_measurements(list(against))) if against else None
+    kept = kept_aggregate(against)
     return missed(agg), (regressions(agg, kept) if kept is not None else [])
 
 

@@ -93,8 +93,14 @@ def within_failover(marks: dict[str, int | float]) -> dict[str, int | float]:
     return {m: t for m, t in marks.items() if isinstance(t, int | float) and t <= end}
 
 
-def describe(marks: dict[str, int], gaps_ms: dict[str, float | None]) -> str:
-    """A small text table for the evidence: every mark, then each entry point's gap for comparison."""
+def describe(marks: dict[str, int], gaps_ms: dict[str, float | None], attempts: dict[str, dict] | None = None) -> str:
+    """A small text table for the evidence: every mark, then each entry point's gap for comparison, with the
+    longest single attempt inside it (chaos.checkers.writes.GapReport.attempts) when given."""
     rows = [f"{m:<26} {marks[m]:>7} ms" for m in MARK_ORDER if m in marks]
-    rows += [f"gap {ep:<22} {g:>7.0f} ms" for ep, g in gaps_ms.items() if g is not None]
+    for ep, g in gaps_ms.items():
+        if g is None:
+            continue
+        a = (attempts or {}).get(ep) or {}
+        slowest = f"   slowest attempt {a['slowest_ms']:.0f} ms ({a['slowest']})" if a.get("slowest_ms") else ""
+        rows.append(f"gap {ep:<22} {g:>7.0f} ms{slowest}")
     return "ms after the injection (from the nodes' own log lines; gaps from the probes)\n" + "\n".join(rows)

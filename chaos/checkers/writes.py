@@ -8,9 +8,10 @@ history cannot decide (e.g. no final read, no attributable writes).
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, NamedTuple
 
 from chaos.history import History, Op
@@ -56,6 +57,28 @@ class GapReport(_Verdict):
     after: float | None = None
     slo_ms: float | None = None
     note: str = ""
+    # What the client waited on inside the gap: its longest single attempt (the ok write that closed the gap
+    # included), that attempt's outcome and error, and the errors of the gap's failed attempts by message. A gap
+    # made of fast refusals is the cluster's; one attempt that hung until a timeout is a client's or a router's.
+    slowest_attempt_ms: float | None = None
+    slowest_attempt: str = ""
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def attempts(self) -> dict[str, Any]:
+        """The gap's attempt evidence, as a failover row keeps it."""
+        return {"slowest_ms": self.slowest_attempt_ms, "slowest": self.slowest_attempt, "errors": self.errors}
+
+
+#: libpq's preamble of a failed connect, the same on every attempt of a probe: "connect: <why>" says it shorter
+_CONNECT_PREAMBLE = re.compile(r'connection failed: connection to server at "[^"]*"(?:, port \d+)? failed: ')
+
+
+def _attempt(op: Op) -> str:
+    """ "outcome: error" of one attempt, the error without libpq's connect preamble and at most 160 characters."""
+    if not op.error:
+        return op.outcome
+    why = _CONNECT_PREAMBLE.sub("connect: ", op.error).replace("FATAL:  ", "")
+    return f"{op.outcome}: {why[:160]}"
 
 
 def write_gap(history: History, probe: str, *, after: float | None = None, slo_ms: float | None = None) -> GapReport:
@@ -92,6 +115,7 @@ def write_gap(history: History, probe: str, *, after: float | None = None, slo_m
     errors = [o for o in window if o.outcome != "ok" and left.end <= o.start < right.end]
     first_error = min((o.start for o in errors), default=None)
     gap_ms = (right.end - left.end) * 1000.0
+    slowest = max([*errors, right], key=lambda o: o.end - o.start)
     return GapReport(
         probe=probe,
         valid=True if slo_ms is None else gap_ms <= slo_ms,
@@ -105,6 +129,9 @@ def write_gap(history: History, probe: str, *, after: float | None = None, slo_m
         after=after,
         slo_ms=slo_ms,
         note=f"{tail} non-ok write(s) after the last ok write (not recovered)" if tail else "",
+        slowest_attempt_ms=(slowest.end - slowest.start) * 1000.0,
+        slowest_attempt=_attempt(slowest),
+        errors=dict(Counter(_attempt(o) for o in errors).most_common()),
         **counts,
     )
 

@@ -139,6 +139,7 @@ class FailoverResult:
             "leader_elected_s": self.leader_elected_s,
             "healthy_after_s": self.healthy_after_s,
             "gaps_ms": {ep: g.longest_gap_ms for ep, g in self.gaps.items()},
+            "gap_attempts": {ep: g.attempts() for ep, g in self.gaps.items() if g.longest_gap_ms is not None},
             "slo_ms": {ep: s.bound_ms for ep, s in self.slos.items()},
             "slo_source": {ep: s.source for ep, s in self.slos.items()},
             "lost": len(self.set_verdict.lost),
@@ -316,7 +317,9 @@ class FailoverExperiment:
                 cpu=self.cpu_during,
             )
             summary = result.summary()
-            evidence.attach_text("where the gap went", describe(result.marks_ms, summary["gaps_ms"]))
+            evidence.attach_text(
+                "where the gap went", describe(result.marks_ms, summary["gaps_ms"], summary["gap_attempts"])
+            )
             evidence.attach_json(
                 "verdict",
                 summary

@@ -323,7 +323,8 @@ def test_table_command(tmp_path, capsys):
     path.write_text(json.dumps(_row()) + "\nbroken\n")
     assert reports_main(["table", str(path), "--markdown"]) == 0
     out = capsys.readouterr().out
-    assert out.count("| switchover |") == len(EPS) + 1 and "1 malformed" in out
+    tables = out.split("## Gaps above their target")[0]  # the 2000 ms gaps are also listed there (target 1000)
+    assert tables.count("| switchover |") == len(EPS) + 1 and "1 malformed" in out
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     assert reports_main(["table", str(empty)]) == 1
@@ -390,3 +391,27 @@ def test_runs_under_other_settings_are_their_own_rows():
     haproxy = {g.fault: g for g in agg.gaps if g.entry_point == "haproxy"}
     assert (haproxy["freeze"].n, haproxy["freeze"].gap.max) == (2, 22400.0)
     assert (haproxy["freeze [member probe 500 ms]"].n, haproxy["freeze [member probe 500 ms]"].gap.p50) == (1, 21000.0)
+
+
+def test_gaps_above_their_target_name_what_the_client_waited_on():
+    """A gap above the project's target (slo.yaml targets: switchover 1000 ms idle, 1500 ms under load) is listed
+    with the longest attempt inside it; gaps within the target and rows without attempts data are told apart."""
+    hung = {"slowest_ms": 2001.0, "slowest": "fail: connection timeout expired", "errors": {"fail: refused": 5}}
+    rows = [
+        _row("switchover", 800.0),
+        _row("switchover", 900.0, gaps_ms={"haproxy": 700.0, "traefik": 2470.0}, gap_attempts={"traefik": hung}),
+        _row("switchover", 1400.0, eps=("haproxy",), variant="load 50%"),  # within the loaded target
+        _row("switchover", 1200.0, eps=("pgbouncer",)),  # an older row: no attempts kept
+    ]
+    agg = aggregate(rows)
+    assert [(g.fault, g.entry_point, g.gap_ms) for g in agg.slow_gaps] == [
+        ("switchover", "traefik", 2470.0),
+        ("switchover", "pgbouncer", 1200.0),
+    ]
+    md = render_markdown(agg)
+    section = md.split("## Gaps above their target")[1]
+    assert "| switchover | traefik | 2026-01-01T00:00:00 | 2470 | 1000 | 2001 | fail: connection timeout expired " \
+           "| 5× fail: refused |" in section  # fmt: skip
+    assert "| switchover | pgbouncer | 2026-01-01T00:00:00 | 1200 | 1000 | – | not recorded | – |" in section
+    assert "gaps above their target" in render_text(agg)
+    assert "Gaps above their target" not in render_markdown(aggregate([_row("switchover", 800.0)]))

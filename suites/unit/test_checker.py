@@ -101,6 +101,27 @@ def test_write_gap_counts_info_and_tail_errors() -> None:
     assert r.tail_errors == 2 and "not recovered" in r.note
 
 
+def test_write_gap_names_the_attempt_the_client_waited_on() -> None:
+    """Fast refusals, then one connect that hangs 2 s until libpq's timeout: the gap's evidence names that
+    attempt, and counts the refusals by message."""
+    refused = 'OperationalError: connection failed: connection to server at "127.0.0.1", port 5500 failed: refused'
+    hung = "OperationalError: connection timeout expired"
+    h = History(
+        [_w(1, 0.0), *(_w(2 + i, 0.1 + 0.05 * i, "fail", error=refused) for i in range(4)),
+         _w(6, 0.35, "fail", dur=2.0, error=hung), _w(7, 2.4), _w(8, 2.42)]
+    )  # fmt: skip
+    r = write_gap(h, "haproxy")
+    assert r.longest_gap_ms == pytest.approx(2400, abs=1)
+    assert r.slowest_attempt_ms == pytest.approx(2000, abs=1)
+    assert r.slowest_attempt == f"fail: {hung}"
+    assert r.errors == {"fail: OperationalError: connect: refused": 4, f"fail: {hung}": 1}
+    assert r.attempts() == {"slowest_ms": r.slowest_attempt_ms, "slowest": r.slowest_attempt, "errors": r.errors}
+    # a gap without errors: the write that closed it is the slowest attempt
+    slow = write_gap(History([_w(1, 0.0), _w(2, 0.02, dur=0.9), _w(3, 0.93)]), "haproxy")
+    assert slow.slowest_attempt == "ok" and slow.slowest_attempt_ms == pytest.approx(900, abs=1)
+    assert slow.errors == {}
+
+
 @pytest.mark.parametrize("ops", [[], [_w(1, 0.0)], [_w(1, 0.0, "fail"), _w(2, 0.1, "info")]])
 def test_write_gap_not_measurable(ops: list[Op]) -> None:
     r = write_gap(History(ops), "haproxy")

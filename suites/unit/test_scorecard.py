@@ -139,7 +139,7 @@ def scorecard(run_dir: Path, *extra: str) -> tuple[int, str, str]:
             "--out",
             str(out),
             "--no-allure",
-            *extra,
+            *(extra if "--against" in extra else (*extra, "--against")),  # no kept benchmark unless a test gives one
         ]
     )
     return code, (out / "scorecard.md").read_text(), (out / "scorecard.html").read_text()
@@ -171,7 +171,7 @@ def test_failing_slo_row_shows_fail_and_passing_rows_pass(run_dir):
     assert hard.rstrip(" |").endswith("FAIL") and "| 24100 |" in hard and "| 23500 |" in hard
     # the seed's bound 23500 asserted (FAIL), the project's target ttl + 2 s missed, and the physical floor is the
     # lease running out after its last renewal (ttl - loop_wait = 19 s): not a copy of the bound
-    assert "| 23500 | 22000 | MISSED | 19000 | +5100 |" in hard
+    assert "| 23500 | 22000 | MISSED | – | 19000 | +5100 |" in hard
     switch = [line for line in slo.splitlines() if line.startswith("| switchover |")]
     assert len(switch) == 2 and all(line.rstrip(" |").endswith("PASS") for line in switch)
     integrity = md.split("## Data integrity")[1].split("## Disaster")[0]
@@ -193,7 +193,7 @@ def test_variant_rows_get_their_own_floor_and_loss_rule(tmp_path):
     slo = md.split("## SLO")[1].split("## Data integrity")[0]
     patched = next(line for line in slo.splitlines() if line.startswith("| freeze [member probe 500 ms] | haproxy"))
     # floor: the lease after its last renewal + this run's 500 ms probe of the frozen leader; target ttl + 2 s met
-    assert "| 22000 | 22000 | met | 19500 | +1900 |" in patched
+    assert "| 22000 | 22000 | met | – | 19500 | +1900 |" in patched
     integrity = md.split("## Data integrity")[1].split("## Disaster")[0]
     assert re.search(r"\| hard_kill \| 1 \| 100 \| 1 \| .* LOSS ≤ BOUND \|", integrity)
     assert re.search(r"\| hard_kill \[synchronous_mode\] \| 1 \| 100 \| 1 \| .* FAIL \|", integrity)
@@ -374,8 +374,8 @@ def test_allure_generate_keeps_history(tmp_path):
 
 
 def test_a_soft_fault_floor_is_its_measured_shutdown_and_promotion(tmp_path):
-    """Planned faults: the floor is what the nodes logged (stop -> stopped, promote -> accepting writes), and an
-    idle switchover is judged against the 1.0 s target, a loaded one against 1.5 s."""
+    """Planned faults: the floor is the hand-over the nodes logged (stop requested -> accepting writes; a crash from
+    Patroni seeing it), and an idle switchover is judged against the 1.0 s target, a loaded one against 1.5 s."""
     marks = {"stop_requested": 100, "stopped": 450, "lock_acquired": 700, "promote_requested": 750,
              "accepting_writes": 1000}  # fmt: skip
     rows = [
@@ -388,8 +388,14 @@ def test_a_soft_fault_floor_is_its_measured_shutdown_and_promotion(tmp_path):
     slo = md.split("## SLO")[1].split("## Data integrity")[0]
     idle = next(line for line in slo.splitlines() if line.startswith("| switchover | haproxy"))
     loaded = next(line for line in slo.splitlines() if line.startswith("| switchover [load 50%] | haproxy"))
-    assert "| 3000 | 1000 | MISSED | 600 | +600 |" in idle  # floor 350 ms shutdown + 250 ms promotion
-    assert "| 3000 | 1500 | met | 600 | +800 |" in loaded
+    assert "| 3000 | 1000 | MISSED | – | 900 | +300 |" in idle  # stop requested at 100 ms -> accepting writes 1000
+    assert "| 3000 | 1500 | met | – | 900 | +500 |" in loaded
+    crash = {"crash_detected": 300, "lock_acquired": 500, "promote_requested": 520, "accepting_writes": 700}
+    (tmp_path / "m.jsonl").write_text(json.dumps(failover("postmaster_crash", {"haproxy": 900}, {"haproxy": 3000},
+                                                          marks_ms=crash)) + "\n")  # fmt: skip
+    _, md, _ = scorecard(tmp_path)
+    row = next(line for line in md.splitlines() if line.startswith("| postmaster_crash | haproxy"))
+    assert "| met | – | 400 | +500 |" in row  # Patroni saw the crash at 300 ms, the new primary took writes at 700
 
 
 def test_targets_command_names_each_miss(tmp_path, capsys):
@@ -432,6 +438,29 @@ def test_a_run_slower_than_the_kept_benchmark_is_regressed_even_when_the_target_
     out = capsys.readouterr().out
     assert "REGRESSED: switchover x haproxy" in out and "1 regressed against 1 kept file(s)" in out
     assert targets.main_for_test([str(now), "--against", str(tmp_path / "absent.jsonl")]) == 2
+
+
+def test_the_scorecard_marks_a_p50_above_the_kept_p95_regressed(tmp_path):
+    """The SLO table compares each row with the kept benchmark given by --against: REGRESSED above the kept p95,
+    ok below it, '–' where the kept data has too few runs of that label (here the loaded row) or no file is given."""
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text("\n".join(json.dumps(failover("switchover", {"haproxy": g, "traefik": g},
+                                                 {"haproxy": 3000, "traefik": 3000}))
+                              for g in (1000, 1100, 1200, 1300, 1800)) + "\n")  # fmt: skip
+    rows = [failover("switchover", {"haproxy": 2100, "traefik": 1100}, {"haproxy": 3000, "traefik": 3000}),
+            failover("switchover", {"haproxy": 1400}, {"haproxy": 3000}, variant="load 50%")]  # fmt: skip
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (tmp_path / "allure-results").mkdir()
+    code, md, _ = scorecard(tmp_path, "--against", str(kept))
+    assert code == 0
+    slo = md.split("## SLO")[1].split("## Data integrity")[0]
+    line = {tuple(c.strip() for c in row.split("|")[1:3]): row for row in slo.splitlines() if row.startswith("| ")}
+    assert "| MISSED | REGRESSED (kept p95 1800) |" in line[("switchover", "haproxy")]
+    assert "| MISSED | ok (kept p95 1800) |" in line[("switchover", "traefik")]
+    assert "| met | – |" in line[("switchover [load 50%]", "haproxy")]
+    assert "kept.jsonl" in slo
+    code, _, _ = scorecard(tmp_path, "--against", str(tmp_path / "absent.jsonl"))
+    assert code == 2
 
 
 def test_side_by_side_pairs_each_fault_with_its_tagged_twin():
