@@ -159,6 +159,8 @@ class FaultStats:
     steal: Spread = field(default_factory=lambda: Spread.of([]))  # of which the hypervisor gave to other guests
     # each run's worst gap over its entry points, split by the steal in its window: (below STEAL_SPLIT, at/above)
     worst_gap_by_steal: tuple[Spread, Spread] = field(default_factory=lambda: (Spread.of([]), Spread.of([])))
+    # each run's hand-over as the nodes logged it: stop requested (or the crash seen) -> new primary accepting writes
+    handover: Spread = field(default_factory=lambda: Spread.of([]))
 
 
 @dataclass(frozen=True)
@@ -231,7 +233,16 @@ def _fault_stats(fault: str, rows: list[dict[str, Any]]) -> FaultStats:
         host_busy=Spread.of((r.get("cpu") or {}).get("host_busy") for r in rows),
         steal=Spread.of((r.get("cpu") or {}).get("steal") for r in rows),
         worst_gap_by_steal=_worst_gap_by_steal(rows),
+        handover=Spread.of(_handover(r) for r in rows),
     )
+
+
+def _handover(row: dict[str, Any]) -> float | None:
+    """One run's stop request (or Patroni seeing the crash) -> the new primary accepting writes, in ms."""
+    m = within_failover(row.get("marks_ms") or {})
+    start = m.get("stop_requested", m.get("crash_detected"))
+    end = m.get("accepting_writes")
+    return max(end - start, 0) if start is not None and end is not None else None
 
 
 STEAL_SPLIT = 0.05  # a window where the hypervisor withheld 5 % of the cores or more counts as "stolen"

@@ -79,10 +79,9 @@ FLOOR_NOTES = {
     0: "no leader change",
 }
 SOFT_NOTE = (
-    "the hand-over as the nodes logged it, stop requested (or crash seen) -> new primary accepting writes (p50 of "
-    "the marks): shutdown, Patroni's release of the key, lock and promotion; p50 - floor = the routers' and the "
-    "client's share (the marks are log-line times and a write may still be acknowledged just after the stop "
-    "request, so where the routers add nothing it reads within about 0.1 s of 0, either side)"
+    "the hand-over as the nodes logged it, stop requested (or crash seen) -> new primary accepting writes (p50 over "
+    "the runs): shutdown, Patroni's release of the key, lock and promotion; p50 - floor = the routers' and the "
+    "client's share (for a crash, also the time until Patroni saw it)"
 )
 
 
@@ -197,15 +196,9 @@ def _resolve_floor(fault: str, ep: str, ttl_s: int, stats: Any = None) -> tuple[
 
 
 def _soft_floor(stats: Any) -> float | None:
-    """Stop requested (or crash detected) -> accepting writes, from a fault's phase marks (ms after the injection,
-    p50 over its runs)."""
-    if stats is None:
-        return None
-    m = {k: v.p50 for k, v in stats.marks.items() if v.n}
-    start = m.get("stop_requested", m.get("crash_detected"))
-    if start is None or "accepting_writes" not in m:
-        return None
-    return max(m["accepting_writes"] - start, 0)
+    """The p50 over a fault's runs of each run's hand-over (reports.aggregate: stop requested, or the crash seen,
+    -> accepting writes, from the phase marks)."""
+    return stats.handover.p50 if stats is not None and stats.handover.n else None
 
 
 def _ttl_of(rows: list[dict[str, Any]]) -> int:
