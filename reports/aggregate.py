@@ -589,13 +589,13 @@ def render_markdown(agg: Aggregate, *, title: str | None = None) -> str:
     stolen = steal_cells(agg)
     if stolen:
         parts += ["## Worst gap per run by steal in its window\n", markdown_table(STEAL_HEADER, stolen), ""]
-    slow = slow_cells(agg)
+    slow, more = slow_cells(agg), slow_note(agg)
     if slow:
         parts += [
             "## Gaps above their target: what the client waited on\n",
             markdown_table(SLOW_HEADER, slow),
             "",
-            *([slow_note(agg), ""] if slow_note(agg) else []),
+            *([more, ""] if more else []),
         ]
     parts += [_footer(agg), ""]
     return "\n".join(parts)

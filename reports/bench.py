@@ -33,6 +33,7 @@ from reports.aggregate import (
     render_markdown,
     render_text,
 )
+from reports.targets import add_against_argument, against_files, compared, report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SUITE = "suites/failover"
@@ -372,15 +373,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="exit 1 when a p95 misses the project's target for its fault (slo.yaml `targets:`) or a p50 is above "
         "the kept benchmark's p95 (REGRESSED; reports/targets.py)",
     )
-    p.add_argument(
-        "--against",
-        nargs="*",
-        type=Path,
-        default=None,
-        metavar="KEPT",
-        help="the kept measurements --check-targets compares with (default: reports/measured/failover-*-bench-*.jsonl; "
-        "none given = targets only)",
-    )
+    add_against_argument(p, what="--check-targets compares with")
     p.add_argument(
         "--hosts",
         type=int,
@@ -482,7 +475,7 @@ def run(args: argparse.Namespace) -> int:
     if args.load is not None and not 0 < args.load <= 1:
         print("bench: --load is a share of the measured capacity, 0 < F <= 1", file=sys.stderr)
         return 2
-    absent = [str(f) for f in args.against or [] if not f.exists()]
+    against, absent = against_files(args.against)
     if absent:
         print(f"bench: no such kept file for --against: {', '.join(absent)}", file=sys.stderr)
         return 2
@@ -528,9 +521,6 @@ def run(args: argparse.Namespace) -> int:
         print("\n" + table)
     print(f"wrote bench.md and bench.json under {out}")
     if args.check_targets:
-        from reports.targets import compared, kept_bench_files, report
-
-        against = args.against if args.against is not None else kept_bench_files()
         misses, regressed = compared([b.jsonl for b, _ in benches if b.jsonl.exists()], against)
         report(misses, regressed)
         print(f"targets: {len(misses)} missed, {len(regressed)} regressed against {len(against)} kept file(s)")

@@ -33,6 +33,7 @@ from typing import Any
 from chaos.checkers.slo import probe_of_variant
 from reports.aggregate import DASH, FAULT_ORDER, Aggregate, aggregate, row_label, sort_key
 from reports.jsonl import json_objects
+from reports.targets import MIN_KEPT_RUNS, add_against_argument, against_files, kept_aggregate, kept_verdict
 
 #: measurement kinds that carry a write gap per entry point and the data checkers' verdicts
 GAP_KINDS = ("failover", "dcs_outage")
@@ -210,7 +211,6 @@ def _ttl_of(rows: list[dict[str, Any]]) -> int:
 
 def slo_table(agg: Aggregate, ttl_s: int, kept: Aggregate | None = None, kept_files: Sequence[str] = ()) -> Table:
     from chaos.checkers.slo import target
-    from reports.targets import MIN_KEPT_RUNS, kept_verdict
 
     rows = []
     for g in agg.gaps:
@@ -220,8 +220,10 @@ def slo_table(agg: Aggregate, ttl_s: int, kept: Aggregate | None = None, kept_fi
         gap_vs_floor = DASH if floor is None or g.gap.p50 is None else f"{g.gap.p50 - floor:+.0f}"
         t = target(g.fault, loaded="load " in g.fault)
         met = DASH if t is None or g.gap.p95 is None else ("met" if g.gap.p95 <= t.bound_ms else "MISSED")
-        vs_kept, k = kept_verdict(g, kept)
-        vs_kept = DASH if vs_kept == "not compared" else f"{vs_kept} (kept p95 {_ms(k.p95)})" if k else vs_kept
+        verdict_vs_kept, k = kept_verdict(g, kept)
+        vs_kept = (
+            DASH if k is None or verdict_vs_kept == "not compared" else f"{verdict_vs_kept} (kept p95 {_ms(k.p95)})"
+        )
         rows.append(
             (
                 g.fault,
@@ -789,15 +791,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=Path("reports/out/scorecard"),
         help="output directory (default reports/out/scorecard)",
     )
-    p.add_argument(
-        "--against",
-        nargs="*",
-        type=Path,
-        default=None,
-        metavar="KEPT",
-        help="kept benchmark the SLO table's p50s are compared with "
-        "(default: reports/measured/failover-*-bench-*.jsonl)",
-    )
+    add_against_argument(p, what="the SLO table's p50s are compared with")
     p.add_argument("--title", default="dpg-chaos scorecard")
     p.add_argument("--no-allure", action="store_true", help="do not run `allure generate` even if installed")
 
@@ -815,10 +809,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         print(f"scorecard: {err}", file=sys.stderr)
         return 2
-    from reports.targets import kept_aggregate, kept_bench_files
-
-    against = args.against if args.against is not None else kept_bench_files()
-    absent = [str(f) for f in against if not f.exists()]
+    against, absent = against_files(args.against)
     if absent:
         print(f"scorecard: no such kept file for --against: {', '.join(absent)}", file=sys.stderr)
         return 2

@@ -56,6 +56,25 @@ def kept_bench_files(root: Path = REPO_ROOT) -> list[Path]:
     return sorted(root.glob(KEPT_BENCH))
 
 
+def add_against_argument(p: argparse.ArgumentParser, *, what: str) -> None:
+    """The --against of `reports bench` and `reports scorecard`: the kept measurements `what` is compared with."""
+    p.add_argument(
+        "--against",
+        nargs="*",
+        type=Path,
+        default=None,
+        metavar="KEPT",
+        help=f"the kept measurements {what} (default: {KEPT_BENCH}; a bare --against = no comparison)",
+    )
+
+
+def against_files(given: Sequence[Path] | None) -> tuple[list[Path], list[str]]:
+    """The kept files an optional --against names (every kept benchmark when it is not given, none for a bare
+    --against), and those of them that do not exist."""
+    files = list(given) if given is not None else kept_bench_files()
+    return files, [str(f) for f in files if not f.exists()]
+
+
 def kept_verdict(g: GapStats, kept: Aggregate | None, *, min_kept: int = MIN_KEPT_RUNS) -> tuple[str, Spread | None]:
     """("REGRESSED" | "ok" | "not compared", the kept spread) for one fault x entry point of a run: REGRESSED when
     its p50 is above the kept runs' p95 (same label, so idle is compared with idle and load with load). Kept rows
