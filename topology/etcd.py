@@ -145,6 +145,30 @@ class EtcdCluster:
     def members(self) -> list[EtcdMember]:
         return [self.member(m) for m in ETCD_MEMBERS]
 
+    def cluster_id(self) -> str | None:
+        """The etcd cluster's ID (etcd derives it from the initial token and the members' peer URLs)."""
+        for m in ETCD_MEMBERS:
+            rc, out = self._exec(m, "endpoint", "status", "-w", "json")
+            if rc == 0:
+                return format(int(json.loads(out)[0]["Status"]["header"]["cluster_id"]), "x")
+        return None
+
+    def raft_term(self) -> int:
+        """The highest raft term a member reports (0: none answered)."""
+        return max((m.raft_term or 0 for m in self.members()), default=0)
+
+    def move_leader(self) -> str:
+        """Hand raft leadership to another member (`etcdctl move-leader`, sent to the leader): one new term."""
+        members = self.members()
+        leader = next((m for m in members if m.healthy and m.is_leader), None)
+        other = next((m for m in members if m.healthy and not m.is_leader and m.member_id), None)
+        if leader is None or other is None:
+            raise TopologyError(f"cannot move etcd's leadership: members {members}")
+        rc, out = self._exec(leader.name, "move-leader", format(other.member_id, "x"))
+        if rc != 0:
+            raise TopologyError(f"etcdctl move-leader on {leader.name} failed: {out.strip()}")
+        return other.name
+
     def leader(self) -> str | None:
         """The raft leader, as seen by a member that is part of a quorum (None while there is none)."""
         for m in self.members():

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import socket
+import time
 from collections.abc import Callable
 
 import docker
@@ -19,6 +21,7 @@ from . import endpoints
 from .inventory import current, engines
 from .names import PATRONI_NODES
 from .patroni import PatroniCluster
+from .patroni_api import published_api_urls
 from .seed import VECTOR_ROWS
 from .timeouts import TIMEOUTS
 from .waiting import wait_for
@@ -41,11 +44,39 @@ def haproxy_backend(backend: str = "primary") -> dict[str, str]:
     }
 
 
+def dcs_last_seen_problems(last_seen: dict[str, float | None], now: float, stale_after_s: float) -> list[str]:
+    """The Patroni daemons whose last successful read of the DCS is older than `stale_after_s`."""
+    return [
+        f"Patroni on {node} has not read etcd for {now - seen:.0f} s (its dcs_last_seen): its daemon cannot "
+        f"reach or refuses the DCS, whatever etcd's own health says"
+        for node, seen in last_seen.items()
+        if seen is not None and now - seen > stale_after_s
+    ]
+
+
+def dcs_view_problems() -> list[str]:
+    """Each Patroni daemon's own view of etcd, not only etcd's health: a daemon can refuse members that etcdctl
+    calls healthy (Patroni 4.0.7's StaleEtcdNode after an etcd re-created with the same token, docs/findings.md:
+    CI 2026-12-05 ran 20 minutes of tests against it). /patroni's dcs_last_seen advances in every HA loop that
+    read the DCS (every loop_wait = 1 s); older than ttl means the node has been blind longer than a leader may
+    hold its lock. The check reads the host's clock against the nodes': one kernel here, NTP on a remote engine."""
+    stale_after = float(os.environ.get("DPG_TTL", "20"))
+    seen: dict[str, float | None] = {}
+    problems = []
+    for node, url in published_api_urls().items():
+        try:
+            seen[node] = requests.get(f"{url}/patroni", timeout=2).json().get("dcs_last_seen")
+        except (requests.RequestException, ValueError) as e:
+            problems.append(f"Patroni on {node}: GET /patroni unanswered ({type(e).__name__})")
+    return problems + dcs_last_seen_problems(seen, time.time(), stale_after)
+
+
 def patroni_problems(client: docker.DockerClient) -> list[str]:
     cluster = PatroniCluster(client)
     problems = []
     etcd = cluster.etcd_health()
     problems += [f"etcd member {m} unhealthy" for m, ok in etcd.items() if not ok]
+    problems += dcs_view_problems()
     leader = cluster.leader_in_dcs()
     if not leader:
         return [*problems, "no leader key in etcd"]

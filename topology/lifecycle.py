@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 import time
 
@@ -75,11 +76,36 @@ def check_ports(client: docker.DockerClient, stack: Stack) -> None:
             )
 
 
+#: compose/patroni.yml's variable for etcd's --initial-cluster-token
+ETCD_TOKEN_VAR = "DPG_ETCD_CLUSTER_TOKEN"
+
+
+def new_etcd_token() -> str:
+    return f"dpg-etcd-{secrets.token_hex(4)}"
+
+
+def etcd_cluster_token(client: docker.DockerClient) -> str:
+    """The token of the etcd cluster that exists (read from its members' environment, so `compose up` never
+    recreates a member over a changed variable), or a new one when no member exists: etcd derives the cluster ID
+    from the token and the members' peer URLs, so an etcd cluster re-created after it was lost (a DR drill's wipe)
+    with the same token would get the same ID, and Patroni 4.0.7 refuses members of "the same cluster" whose raft
+    term is below the highest it saw (StaleEtcdNode, docs/findings.md): a new token makes it a new cluster."""
+    for c in managed_containers(client, "patroni"):
+        if c.labels.get("com.docker.compose.service", "").startswith("etcd"):
+            for item in c.attrs.get("Config", {}).get("Env") or []:
+                key, _, value = item.partition("=")
+                if key == "ETCD_INITIAL_CLUSTER_TOKEN" and value:
+                    return value
+    return new_etcd_token()
+
+
 def compose_env(client: docker.DockerClient, stack: Stack) -> dict[str, str]:
     """The variables compose needs for a stack. DPG_RUN_ID is the run that created the stack's containers, if
     they exist: a changed label would make `compose up` (a Reconfigured fault, a DR rebuild) recreate them all."""
     existing = [c.labels.get(RUN_LABEL) for c in managed_containers(client, stack.name) if c.labels.get(RUN_LABEL)]
     env = {"DPG_IP_PREFIX": ip_prefix(), "DPG_NETWORK": NETWORK, "DPG_RUN_ID": existing[0] if existing else run_id()}
+    if stack.name == "patroni":
+        env[ETCD_TOKEN_VAR] = etcd_cluster_token(client)
     image, _ = image_for(client, stack)
     if image and stack.upstream_env:
         env[stack.upstream_env] = image

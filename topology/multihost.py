@@ -178,6 +178,7 @@ def _compose_env() -> dict[str, str]:
     env = {**os.environ, "DPG_IP_PREFIX": ".".join(SUBNET.split("/")[0].split(".")[:3]), "DPG_NETWORK": NETWORK}
     env.update({k: str(v + OFFSET) for k, v in DEFAULT_PORTS.items()})
     env["DPG_RUN_ID"] = run_id()
+    env["DPG_ETCD_CLUSTER_TOKEN"] = f"dpg-etcd-{run_id()}"  # the hosts' etcd is created once per run
     env["DPG_TRAEFIK_DYNAMIC_DIR"] = str(WORK / "traefik-dynamic")
     return env
 
