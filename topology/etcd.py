@@ -35,6 +35,7 @@ class EtcdMember:
     leader_id: int | None  # the raft leader this member believes in (0/None: none)
     raft_term: int | None
     healthy: bool  # a linearizable read succeeded: this member is part of a quorum
+    cluster_id: str | None = None  # hex, as etcdctl prints it; from the token and the peer URLs
 
     @property
     def is_leader(self) -> bool:
@@ -140,6 +141,7 @@ class EtcdCluster:
             int(status.get("leader") or 0),
             int(status.get("raft_term") or 0),
             healthy,
+            format(int(status["header"]["cluster_id"]), "x"),
         )
 
     def members(self) -> list[EtcdMember]:
@@ -147,11 +149,7 @@ class EtcdCluster:
 
     def cluster_id(self) -> str | None:
         """The etcd cluster's ID (etcd derives it from the initial token and the members' peer URLs)."""
-        for m in ETCD_MEMBERS:
-            rc, out = self._exec(m, "endpoint", "status", "-w", "json")
-            if rc == 0:
-                return format(int(json.loads(out)[0]["Status"]["header"]["cluster_id"]), "x")
-        return None
+        return next((m.cluster_id for m in self.members() if m.cluster_id), None)
 
     def raft_term(self) -> int:
         """The highest raft term a member reports (0: none answered)."""

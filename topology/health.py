@@ -21,7 +21,6 @@ from . import endpoints
 from .inventory import current, engines
 from .names import PATRONI_NODES
 from .patroni import PatroniCluster
-from .patroni_api import published_api_urls
 from .seed import VECTOR_ROWS
 from .timeouts import TIMEOUTS
 from .waiting import wait_for
@@ -54,7 +53,7 @@ def dcs_last_seen_problems(last_seen: dict[str, float | None], now: float, stale
     ]
 
 
-def dcs_view_problems() -> list[str]:
+def dcs_view_problems(cluster: PatroniCluster) -> list[str]:
     """Each Patroni daemon's own view of etcd, not only etcd's health: a daemon can refuse members that etcdctl
     calls healthy (Patroni 4.0.7's StaleEtcdNode after an etcd re-created with the same token, docs/findings.md:
     CI 2026-12-05 ran 20 minutes of tests against it). /patroni's dcs_last_seen advances in every HA loop that
@@ -63,9 +62,9 @@ def dcs_view_problems() -> list[str]:
     stale_after = float(os.environ.get("DPG_TTL", "20"))
     seen: dict[str, float | None] = {}
     problems = []
-    for node, url in published_api_urls().items():
+    for node in PATRONI_NODES:
         try:
-            seen[node] = requests.get(f"{url}/patroni", timeout=2).json().get("dcs_last_seen")
+            seen[node] = cluster.node_status(node).get("dcs_last_seen")
         except (requests.RequestException, ValueError) as e:
             problems.append(f"Patroni on {node}: GET /patroni unanswered ({type(e).__name__})")
     return problems + dcs_last_seen_problems(seen, time.time(), stale_after)
@@ -76,7 +75,7 @@ def patroni_problems(client: docker.DockerClient) -> list[str]:
     problems = []
     etcd = cluster.etcd_health()
     problems += [f"etcd member {m} unhealthy" for m, ok in etcd.items() if not ok]
-    problems += dcs_view_problems()
+    problems += dcs_view_problems(cluster)
     leader = cluster.leader_in_dcs()
     if not leader:
         return [*problems, "no leader key in etcd"]

@@ -8,12 +8,12 @@ member whose raft term is below the highest it saw before the loss (docs/finding
 
 from __future__ import annotations
 
-import os
 import time
 
 import allure
 import pytest
 
+from chaos.checkers.slo import ttl_seconds
 from chaos.checkers.writes import check_set, write_gap
 from chaos.clients.probes import Workload, final_read
 from chaos.experiments.disasters import rebuild_patroni, wipe_etcd
@@ -129,7 +129,7 @@ def test_etcd_recreated_with_the_old_token_is_refused(patroni_stack, drill):
         )
         # the bound: a Patroni that accepts the new etcd writes its leader key within one ttl (measured: the
         # runbook's drill above re-registers in a few seconds)
-        ttl = float(os.environ.get("DPG_TTL", "20"))
+        ttl = ttl_seconds()
         try:
             with drill.phase("Patroni re-registers the cluster"):
                 wait_for(lambda: cluster.leader_in_dcs(), within=ttl, what="a leader key in the re-created etcd")
